@@ -1,0 +1,10 @@
+//! Serin: a progressive-delivery canary controller for Kubernetes. It shifts traffic to a new
+//! version step by step, judges every step with metrics and webhooks, then promotes it or rolls
+//! back — and on rollback reverts the change in Git so the GitOps agent does not re-apply it.
+
+#![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod cli;
+pub mod crd;
+pub mod manifest;

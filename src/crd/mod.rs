@@ -37,3 +37,6 @@ pub fn render_crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_n
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     vec![Canary::crd(), MetricTemplate::crd(), AlertProvider::crd()]
 }
+
+#[cfg(test)]
+mod cel_tests;

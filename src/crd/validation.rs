@@ -361,3 +361,366 @@ pub fn validate_alert_provider(spec: &AlertProviderSpec) -> Vec<FieldError> {
     p.http_url("spec.proxy", spec.proxy.as_deref());
     p.0
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::crd::AlertProviderSpec;
+
+    fn canary_spec(patch: impl FnOnce(&mut Value)) -> CanarySpec {
+        let mut spec = json!({
+            "provider": "istio",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10,
+                "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+                "webhooks": [{"name": "load", "url": "http://loadtester.test/"}],
+                "alerts": [{"name": "slack", "providerRef": {"name": "slack"}}]
+            }
+        });
+        patch(&mut spec);
+        serde_json::from_value(spec).expect("test spec deserializes")
+    }
+
+    fn lines(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn the_base_spec_is_valid() {
+        assert_eq!(lines(validate_canary(&canary_spec(|_| {}), None)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn canary_rules() {
+        type Patch = fn(&mut Value);
+        let cases: Vec<(&str, Patch, Vec<&str>)> = vec![
+            (
+                "unsupported provider",
+                |s| s["provider"] = json!("kuma"),
+                vec![
+                    "spec.provider: provider \"kuma\" is not supported by Serin; use one of: kubernetes, istio, linkerd, gatewayapi:v1, gatewayapi:v1beta1, smi:v1alpha1, smi:v1alpha2, smi:v1alpha3, nginx, traefik, contour",
+                ],
+            ),
+            (
+                "metrics server URL",
+                |s| s["metricsServer"] = json!("prometheus:9090"),
+                vec!["spec.metricsServer: URL \"prometheus:9090\" must use http or https"],
+            ),
+            (
+                "deployment apiVersion",
+                |s| s["targetRef"]["apiVersion"] = json!("apps/v1beta1"),
+                vec!["spec.targetRef.apiVersion: must be apps/v1 for a Deployment"],
+            ),
+            (
+                "service target",
+                |s| s["targetRef"]["kind"] = json!("Service"),
+                vec![
+                    "spec.targetRef.kind: Service targets (Knative) are not supported by Serin; release the Deployment or DaemonSet",
+                ],
+            ),
+            (
+                "hpa apiVersion",
+                |s| {
+                    s["autoscalerRef"] = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "name": "h"})
+                },
+                vec!["spec.autoscalerRef.apiVersion: must be autoscaling/v2 for a HorizontalPodAutoscaler"],
+            ),
+            (
+                "keda queries on hpa",
+                |s| s["autoscalerRef"] = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "h", "primaryScalerQueries": {"a": "b"}}),
+                vec!["spec.autoscalerRef.primaryScalerQueries: applies to KEDA ScaledObjects only"],
+            ),
+            (
+                "ingress kind",
+                |s| s["ingressRef"] = json!({"apiVersion": "v1", "kind": "Service", "name": "x"}),
+                vec!["spec.ingressRef: must reference a networking.k8s.io/v1 Ingress"],
+            ),
+            (
+                "service name format",
+                |s| s["service"]["name"] = json!("Pod_Info"),
+                vec![
+                    "spec.service.name: \"Pod_Info\" is not a valid Service name (lower-case letters, digits and '-', starting with a letter)",
+                ],
+            ),
+            (
+                "target name used as service name",
+                |s| s["targetRef"]["name"] = json!("9lives"),
+                vec![
+                    "spec.targetRef.name: \"9lives\" is not a valid Service name (lower-case letters, digits and '-', starting with a letter)",
+                ],
+            ),
+            (
+                "zero timeout",
+                |s| s["service"]["timeout"] = json!("0s"),
+                vec!["spec.service.timeout: must be longer than zero"],
+            ),
+            (
+                "per-try timeout",
+                |s| s["service"]["retries"] = json!({"perTryTimeout": "5"}),
+                vec![
+                    "spec.service.retries.perTryTimeout: invalid duration \"5\": expected a number and unit (ms, s, m, h), e.g. 30s or 1m30s",
+                ],
+            ),
+            (
+                "backendTimeout off gatewayapi",
+                |s| s["service"]["backendTimeout"] = json!("5s"),
+                vec!["spec.service.backendTimeout: applies to the gatewayapi providers only"],
+            ),
+            (
+                "empty host",
+                |s| s["service"]["hosts"] = json!(["a.example.com", " "]),
+                vec!["spec.service.hosts[1]: must not be empty"],
+            ),
+            (
+                "interval too long",
+                |s| s["analysis"]["interval"] = json!("10000h"),
+                vec!["spec.analysis.interval: duration \"10000h\" is too long"],
+            ),
+            (
+                "stepWeights above maxWeight",
+                |s| {
+                    s["analysis"]["stepWeight"] = Value::Null;
+                    s["analysis"]["stepWeights"] = json!([10, 60]);
+                },
+                vec!["spec.analysis.stepWeights: weight 60 exceeds maxWeight 50"],
+            ),
+            (
+                "stepWeights not increasing",
+                |s| {
+                    s["analysis"]["stepWeight"] = Value::Null;
+                    s["analysis"]["maxWeight"] = Value::Null;
+                    s["analysis"]["stepWeights"] = json!([10, 10, 5]);
+                },
+                vec![
+                    "spec.analysis.stepWeights[1]: step weights must increase: 10 follows 10",
+                    "spec.analysis.stepWeights[2]: step weights must increase: 5 follows 10",
+                ],
+            ),
+            (
+                "kubernetes with A/B match",
+                |s| {
+                    s["provider"] = json!("kubernetes");
+                    s["analysis"]["stepWeight"] = Value::Null;
+                    s["analysis"]["iterations"] = json!(5);
+                    s["analysis"]["match"] = json!([{"headers": {"x": {"exact": "1"}}}]);
+                },
+                vec![
+                    "spec.analysis.match: provider kubernetes cannot split traffic: use blue/green (analysis.iterations without match)",
+                ],
+            ),
+            (
+                "mirror on A/B",
+                |s| {
+                    s["analysis"]["stepWeight"] = Value::Null;
+                    s["analysis"]["iterations"] = json!(5);
+                    s["analysis"]["mirror"] = json!(true);
+                    s["analysis"]["match"] = json!([{"headers": {"x": {"exact": "1"}}}]);
+                },
+                vec![
+                    "spec.analysis.mirror: mirroring applies to canary and blue/green releases, not A/B testing",
+                ],
+            ),
+            (
+                "session affinity on contour",
+                |s| {
+                    s["provider"] = json!("contour");
+                    s["analysis"]["sessionAffinity"] = json!({"cookieName": "c"});
+                },
+                vec![
+                    "spec.analysis.sessionAffinity: provider contour has no cookie routing (istio and gatewayapi have)",
+                ],
+            ),
+            (
+                "session affinity on blue/green",
+                |s| {
+                    s["analysis"]["stepWeight"] = Value::Null;
+                    s["analysis"]["maxWeight"] = Value::Null;
+                    s["analysis"]["iterations"] = json!(5);
+                    s["analysis"]["sessionAffinity"] = json!({"cookieName": "c"});
+                },
+                vec![
+                    "spec.analysis.sessionAffinity: session affinity applies to weighted canary releases only",
+                ],
+            ),
+            (
+                "duplicate metric",
+                |s| {
+                    s["analysis"]["metrics"] = json!([
+                        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                        {"name": "request-success-rate", "thresholdRange": {"min": 98}}
+                    ])
+                },
+                vec!["spec.analysis.metrics[1].name: duplicate name \"request-success-rate\""],
+            ),
+            (
+                "metric without bounds",
+                |s| s["analysis"]["metrics"] = json!([{"name": "request-duration"}]),
+                vec![
+                    "spec.analysis.metrics[0].thresholdRange: set min and/or max: a check without bounds always passes",
+                ],
+            ),
+            (
+                "comparative needs no bounds",
+                |s| {
+                    s["analysis"]["metrics"] =
+                        json!([{"name": "lat", "templateRef": {"name": "t"}, "judge": "comparative"}])
+                },
+                vec![],
+            ),
+            (
+                "deprecated threshold is a bound",
+                |s| s["analysis"]["metrics"] = json!([{"name": "request-duration", "threshold": 500}]),
+                vec![],
+            ),
+            (
+                "variables without template",
+                |s| s["analysis"]["metrics"] = json!([{"name": "x", "query": "up", "thresholdRange": {"min": 1}, "templateVariables": {"a": "b"}}]),
+                vec!["spec.analysis.metrics[0].templateVariables: variables need a templateRef"],
+            ),
+            (
+                "inline query placeholder",
+                |s| {
+                    s["analysis"]["metrics"] =
+                        json!([{"name": "x", "query": "up{ns=\"{{ ns }}\"}", "thresholdRange": {"min": 1}}])
+                },
+                vec![
+                    "spec.analysis.metrics[0].query: unknown placeholder {{ ns }}: use name, namespace, target, service, ingress, route, interval, primary or variables.KEY",
+                ],
+            ),
+            (
+                "metric zero interval",
+                |s| s["analysis"]["metrics"][0]["interval"] = json!("0m"),
+                vec!["spec.analysis.metrics[0].interval: must be longer than zero"],
+            ),
+            (
+                "webhook scheme",
+                |s| s["analysis"]["webhooks"][0]["url"] = json!("ftp://loadtester/"),
+                vec!["spec.analysis.webhooks[0].url: URL \"ftp://loadtester/\" must use http or https"],
+            ),
+            (
+                "webhook header name",
+                |s| s["analysis"]["webhooks"][0]["headers"] = json!({"X Bad": "1"}),
+                vec!["spec.analysis.webhooks[0].headers: \"X Bad\" is not a valid HTTP header name"],
+            ),
+            (
+                "duplicate alert",
+                |s| {
+                    s["analysis"]["alerts"] = json!([
+                        {"name": "a", "providerRef": {"name": "x"}}, {"name": "a", "providerRef": {"name": "y"}}
+                    ])
+                },
+                vec!["spec.analysis.alerts[1].name: duplicate name \"a\""],
+            ),
+            (
+                "git url scheme",
+                |s| s["gitops"] = json!({"revert": true, "source": {"url": "svn://x/y"}}),
+                vec![
+                    "spec.gitops.source.url: git URL scheme \"svn\" is not supported (https, http, ssh, git, file)",
+                ],
+            ),
+            (
+                "scp-like git url",
+                |s| s["gitops"] = json!({"revert": true, "source": {"url": "git@github.com:org/repo.git"}}),
+                vec![],
+            ),
+            (
+                "pull request over ssh",
+                |s| s["gitops"] = json!({"revert": true, "mode": "pullRequest", "source": {"url": "ssh://git@host/repo.git"}}),
+                vec![
+                    "spec.gitops.mode: pullRequest needs an https source url (a GitHub or GitLab repository)",
+                ],
+            ),
+            (
+                "git path escapes",
+                |s| {
+                    s["gitops"] = json!({"revert": true, "source": {"url": "https://h/r.git", "path": "apps/../../etc"}})
+                },
+                vec![
+                    "spec.gitops.source.path: must be a path inside the repository (relative, without '..')",
+                ],
+            ),
+            (
+                "git branch",
+                |s| {
+                    s["gitops"] =
+                        json!({"revert": true, "source": {"url": "https://h/r.git", "branch": "feature/x"}})
+                },
+                vec![],
+            ),
+        ];
+        for (name, patch, want) in cases {
+            let got = lines(validate_canary(&canary_spec(patch), None));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn provider_rules_use_the_default_provider_when_the_spec_has_none() {
+        let spec = canary_spec(|s| {
+            s["provider"] = Value::Null;
+        });
+        assert_eq!(lines(validate_canary(&spec, None)), Vec::<String>::new());
+        assert_eq!(
+            lines(validate_canary(&spec, Some(Provider::Kubernetes))),
+            vec![
+                "spec.analysis.stepWeight: provider kubernetes cannot split traffic: use blue/green (analysis.iterations without match)",
+            ]
+        );
+    }
+
+    #[test]
+    fn returns_every_problem_not_just_the_first() {
+        let spec = canary_spec(|s| {
+            s["provider"] = json!("gloo");
+            s["analysis"]["interval"] = json!("0s");
+            s["analysis"]["webhooks"][0]["url"] = json!("nope");
+        });
+        assert_eq!(validate_canary(&spec, None).len(), 3);
+    }
+
+    #[test]
+    fn metric_template_and_alert_provider_rules() {
+        let template = |patch: fn(&mut Value)| {
+            let mut t = json!({"provider": {"type": "prometheus", "address": "http://prometheus:9090"}, "query": "up"});
+            patch(&mut t);
+            lines(validate_metric_template(&serde_json::from_value(t).expect("template")))
+        };
+        assert_eq!(template(|_| {}), Vec::<String>::new());
+        assert_eq!(
+            template(|t| t["provider"]["type"] = json!("graphite")),
+            vec![
+                "spec.provider.type: \"graphite\" is not supported by Serin; use prometheus (or any Prometheus-compatible API)",
+            ]
+        );
+        assert_eq!(
+            template(|t| t["provider"]["address"] = json!("prometheus")),
+            vec!["spec.provider.address: invalid URL \"prometheus\": relative URL without a base",]
+        );
+        assert_eq!(
+            template(|t| t["provider"]["headers"] = json!({"X-Scope-OrgID": []})),
+            vec!["spec.provider.headers.X-Scope-OrgID: needs at least one value",]
+        );
+        assert_eq!(
+            template(|t| t["query"] = json!("up{a=\"{{ target }\"}")),
+            vec!["spec.query: unclosed placeholder starting at byte 6: expected }}",]
+        );
+
+        let provider = |value: Value| {
+            lines(validate_alert_provider(
+                &serde_json::from_value::<AlertProviderSpec>(value).expect("provider"),
+            ))
+        };
+        assert_eq!(
+            provider(json!({"type": "slack", "address": "https://hooks.slack.com/x"})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            provider(json!({"type": "slack", "address": "https://h/x", "proxy": "proxy:3128"})),
+            vec!["spec.proxy: URL \"proxy:3128\" must use http or https",]
+        );
+    }
+}

@@ -24,8 +24,11 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD).
     Crds {
         /// Write `<crd-name>.yaml` files into this directory instead of printing.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "reference")]
         output_dir: Option<PathBuf>,
+        /// Print the field reference as Markdown instead of the CRDs.
+        #[arg(long)]
+        reference: bool,
     },
     /// Check Canary, MetricTemplate and AlertProvider manifests offline: schema, CEL rules and
     /// semantic rules. Prints `file:doc: field.path: message` per problem; exits 1 on any.
@@ -63,7 +66,11 @@ pub enum CliError {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Command::Crds { output_dir } => {
+        Command::Crds { reference: true, .. } => {
+            print!("{}", crd::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crds { output_dir, reference: false } => {
             let crds = crd::all_crds();
             match output_dir {
                 Some(dir) => {

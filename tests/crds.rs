@@ -50,3 +50,14 @@ fn canary_crd_carries_cel_rules_and_columns() {
     assert!(yaml.contains("shortNames:\n    - canary"));
     assert!(yaml.contains("subresources:\n      status: {}"));
 }
+
+#[test]
+fn checked_in_reference_matches_the_types() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/crd-reference.md");
+    let checked_in = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        checked_in == crd::reference::markdown(),
+        "{} is out of date; regenerate with `cargo run -- crds --reference > docs/crd-reference.md`",
+        file.display()
+    );
+}

@@ -7,6 +7,7 @@ pub mod canary;
 pub mod common;
 pub mod duration;
 pub mod metric_template;
+pub mod reference;
 pub mod schema;
 pub mod status;
 pub mod validation;

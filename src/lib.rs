@@ -8,4 +8,5 @@ pub mod analysis;
 pub mod cli;
 pub mod crd;
 pub mod manifest;
+pub mod router;
 pub mod workload;

@@ -1,6 +1,8 @@
 //! Builds the three ClusterIP Services of a canary: the apex `<svc>` that clients use,
-//! `<svc>-primary` and `<svc>-canary`. The apex selects the primary pods, except while the
-//! `kubernetes` (blue/green) router has switched it to the canary.
+//! `<svc>-primary` and `<svc>-canary`. With a mesh or ingress router the apex selects the
+//! primary pods; with the `kubernetes` (blue/green) router the apex selector *is* the route, so
+//! it is left out here and owned by the router (its own field manager), which switches it
+//! between primary and canary.
 
 use std::collections::BTreeMap;
 
@@ -35,47 +37,51 @@ pub struct CanaryServices {
     pub canary: Service,
 }
 
+/// The selector of a Service that selects `selects`.
+pub fn selector_for(label: &SelectorLabel, selects: Selects) -> BTreeMap<String, String> {
+    let value = match selects {
+        Selects::Primary => label.primary_value(),
+        Selects::Canary => label.value.clone(),
+    };
+    BTreeMap::from([(label.key.clone(), value)])
+}
+
 /// Builds the Services for a canary. `containers` are the target's containers (for
-/// `portDiscovery`); `apex_selects` is `Primary` except during a blue/green switch.
+/// `portDiscovery`); `apex_selects` is `Some(Primary)` for mesh and ingress routers and `None`
+/// when the router owns the apex selector.
 pub fn canary_services(
     spec: &CanarySpec,
     namespace: &str,
     owner: &OwnerReference,
     label: &SelectorLabel,
     containers: &[Container],
-    apex_selects: Selects,
+    apex_selects: Option<Selects>,
 ) -> CanaryServices {
     let name = spec.service_name();
     let ports = service_ports(spec, containers);
-    let build = |name: String, selects: Selects, meta: Option<&CustomMetadata>| {
-        let value = match selects {
-            Selects::Primary => label.primary_value(),
-            Selects::Canary => label.value.clone(),
-        };
-        Service {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace: Some(namespace.to_string()),
-                labels: meta.and_then(|m| m.labels.clone()),
-                annotations: meta.and_then(|m| m.annotations.clone()),
-                owner_references: Some(vec![owner.clone()]),
-                ..ObjectMeta::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("ClusterIP".into()),
-                cluster_ip: spec.service.headless.filter(|h| *h).map(|_| "None".to_string()),
-                selector: Some(BTreeMap::from([(label.key.clone(), value)])),
-                ports: Some(ports.clone()),
-                traffic_distribution: spec.service.traffic_distribution.map(|t| format!("{t:?}")),
-                ..ServiceSpec::default()
-            }),
-            status: None,
-        }
+    let build = |name: String, selects: Option<Selects>, meta: Option<&CustomMetadata>| Service {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.to_string()),
+            labels: meta.and_then(|m| m.labels.clone()),
+            annotations: meta.and_then(|m| m.annotations.clone()),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            cluster_ip: spec.service.headless.filter(|h| *h).map(|_| "None".to_string()),
+            selector: selects.map(|selects| selector_for(label, selects)),
+            ports: Some(ports.clone()),
+            traffic_distribution: spec.service.traffic_distribution.map(|t| format!("{t:?}")),
+            ..ServiceSpec::default()
+        }),
+        status: None,
     };
     CanaryServices {
         apex: build(name.to_string(), apex_selects, spec.service.apex.as_ref()),
-        primary: build(format!("{name}-primary"), Selects::Primary, spec.service.primary.as_ref()),
-        canary: build(format!("{name}-canary"), Selects::Canary, spec.service.canary.as_ref()),
+        primary: build(format!("{name}-primary"), Some(Selects::Primary), spec.service.primary.as_ref()),
+        canary: build(format!("{name}-canary"), Some(Selects::Canary), spec.service.canary.as_ref()),
     }
 }
 
@@ -159,7 +165,7 @@ mod tests {
     fn apex_and_primary_select_primary_pods_canary_selects_the_target() {
         let spec =
             spec(json!({"port": 80, "targetPort": 9898, "apex": {"annotations": {"external-dns": "x"}}}));
-        let s = canary_services(&spec, "test", &owner(), &label(), &[], Selects::Primary);
+        let s = canary_services(&spec, "test", &owner(), &label(), &[], Some(Selects::Primary));
         assert_eq!(s.apex.metadata.name.as_deref(), Some("podinfo"));
         assert_eq!(s.primary.metadata.name.as_deref(), Some("podinfo-primary"));
         assert_eq!(s.canary.metadata.name.as_deref(), Some("podinfo-canary"));
@@ -177,18 +183,17 @@ mod tests {
     }
 
     #[test]
-    fn blue_green_switch_points_the_apex_at_the_canary() {
-        let s = canary_services(
-            &spec(json!({"port": 80, "name": "web"})),
-            "test",
-            &owner(),
-            &label(),
-            &[],
-            Selects::Canary,
-        );
+    fn a_router_owned_apex_has_no_selector_here() {
+        let s =
+            canary_services(&spec(json!({"port": 80, "name": "web"})), "test", &owner(), &label(), &[], None);
         assert_eq!(s.apex.metadata.name.as_deref(), Some("web"));
-        assert_eq!(selector(&s.apex), "podinfo");
+        assert_eq!(s.apex.spec.as_ref().and_then(|s| s.selector.clone()), None);
         assert_eq!(selector(&s.primary), "podinfo-primary");
+        assert_eq!(selector(&s.canary), "podinfo");
+        assert_eq!(
+            selector_for(&label(), Selects::Canary),
+            BTreeMap::from([("app".into(), "podinfo".into())])
+        );
     }
 
     #[test]
@@ -199,7 +204,7 @@ mod tests {
             &owner(),
             &label(),
             &[],
-            Selects::Primary,
+            Some(Selects::Primary),
         );
         let svc = s.apex.spec.expect("spec");
         assert_eq!(svc.cluster_ip.as_deref(), Some("None"));
@@ -223,7 +228,7 @@ mod tests {
             &owner(),
             &label(),
             &containers,
-            Selects::Primary,
+            Some(Selects::Primary),
         );
         let ports: Vec<(String, i32)> = s
             .apex

@@ -1,4 +1,5 @@
-//! Command-line interface: `serin crds`, `serin validate`, `serin version`.
+//! Command-line interface: `serin crds`, `serin validate`, `serin status`, the operator actions
+//! (`promote`, `abort`, `retry`, `pause`, `resume`) and `serin version`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::crd::annotations::Action;
 use crate::crd::{self, Provider};
 use crate::manifest;
+use crate::ops::{self, OpsError, actions::Request, status::Selection};
 
 /// Serin: progressive delivery for Kubernetes with Git rollback.
 #[derive(Debug, Parser)]
@@ -41,8 +44,39 @@ pub enum Command {
         #[arg(long, value_parser = parse_provider)]
         default_provider: Option<Provider>,
     },
+    /// Show canaries: phase, weight, failed checks, revision and the last metric results.
+    Status {
+        /// Namespace (default: all namespaces).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Show only this canary.
+        name: Option<String>,
+        /// Redraw on every change.
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Promote a canary now, skipping the rest of its analysis.
+    Promote(Target),
+    /// Roll a canary back now.
+    Abort(Target),
+    /// Run a failed or quarantined revision again.
+    Retry(Target),
+    /// Stop taking steps for a canary (traffic stays where it is).
+    Pause(Target),
+    /// Take steps again after `pause`.
+    Resume(Target),
     /// Print the version.
     Version,
+}
+
+/// The canary an operator action applies to.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// Name of the Canary.
+    pub name: String,
+    /// Namespace (default: the kubeconfig's current namespace).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
 }
 
 fn parse_provider(text: &str) -> Result<Provider, String> {
@@ -61,10 +95,26 @@ pub enum CliError {
     /// A CRD could not be rendered as YAML.
     #[error("rendering YAML: {0}")]
     Yaml(#[from] serde_norway::Error),
+    /// A cluster command failed.
+    #[error("{0}")]
+    Ops(#[from] OpsError),
+}
+
+async fn request(target: Target, request: Request) -> Result<ExitCode, CliError> {
+    let client = ops::client().await?;
+    let namespace = target.namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    ops::actions::send(client, &namespace, &target.name, request).await?;
+    let what = match request {
+        Request::Action(action) => action.as_str(),
+        Request::Pause => "pause",
+        Request::Resume => "resume",
+    };
+    println!("canary {namespace}/{}: {what} requested", target.name);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Crds { reference: true, .. } => {
             print!("{}", crd::reference::markdown());
@@ -97,6 +147,22 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Status { namespace, name, watch } => {
+            let client = ops::client().await?;
+            let selection = Selection { namespace, name };
+            let mut out = std::io::stdout();
+            if watch {
+                ops::status::watch(client, &selection, &mut out).await?;
+            } else {
+                ops::status::show(client, &selection, &mut out).await?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote(target) => request(target, Request::Action(Action::Promote)).await,
+        Command::Abort(target) => request(target, Request::Action(Action::Abort)).await,
+        Command::Retry(target) => request(target, Request::Action(Action::Retry)).await,
+        Command::Pause(target) => request(target, Request::Pause).await,
+        Command::Resume(target) => request(target, Request::Resume).await,
         Command::Version => {
             println!("serin {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

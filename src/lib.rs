@@ -8,5 +8,6 @@ pub mod analysis;
 pub mod cli;
 pub mod crd;
 pub mod manifest;
+pub mod ops;
 pub mod router;
 pub mod workload;

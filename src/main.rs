@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = serin::cli::Cli::parse();
-    match serin::cli::run(cli) {
+    match serin::cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("serin: {err}");

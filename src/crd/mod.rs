@@ -3,6 +3,7 @@
 //! types (`serin crds`), so the Rust types are the single source of truth.
 
 pub mod alert_provider;
+pub mod annotations;
 pub mod canary;
 pub mod common;
 pub mod duration;

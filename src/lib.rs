@@ -10,4 +10,5 @@ pub mod crd;
 pub mod manifest;
 pub mod ops;
 pub mod router;
+pub mod telemetry;
 pub mod workload;

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod cli;
 pub mod crd;
 pub mod manifest;
+pub mod notify;
 pub mod ops;
 pub mod router;
 pub mod telemetry;

@@ -137,9 +137,12 @@ mod tests {
     use crate::notify::formats::Sender;
     use crate::notify::{Destination, HttpNotifier};
 
+    /// Path, Authorization header and JSON body of one received alert.
+    type Received = (String, Option<String>, Value);
+
     #[derive(Clone, Default)]
     struct Receiver {
-        bodies: Arc<Mutex<Vec<(String, Option<String>, Value)>>>,
+        bodies: Arc<Mutex<Vec<Received>>>,
         failures_left: Arc<Mutex<u32>>,
     }
 
@@ -190,7 +193,7 @@ mod tests {
         }
     }
 
-    async fn wait_for(rx: &Receiver, n: usize) -> Vec<(String, Option<String>, Value)> {
+    async fn wait_for(rx: &Receiver, n: usize) -> Vec<Received> {
         for _ in 0..200 {
             if rx.bodies.lock().expect("lock").len() >= n {
                 break;

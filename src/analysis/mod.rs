@@ -5,3 +5,4 @@ pub mod builtin;
 pub mod prometheus;
 pub mod provider;
 pub mod template;
+pub mod verdict;

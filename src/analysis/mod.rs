@@ -2,6 +2,7 @@
 //! result into a verdict (pass / fail / no data).
 
 pub mod builtin;
+pub mod comparative;
 pub mod prometheus;
 pub mod provider;
 pub mod template;

@@ -1,7 +1,9 @@
 //! The Prometheus provider against a real Prometheus (Debian package `prometheus`): the test
 //! backfills known series with `promtool tsdb create-blocks-from openmetrics`, starts the
-//! server on 127.0.0.1 with a random free port, a temporary data dir and basic auth, and checks
-//! value, empty, NaN, multi-series, range, auth and every builtin query.
+//! server on 127.0.0.1 with a random free port, a temporary data dir, basic auth and (when the
+//! openssl CLI is there) TLS with a self-signed certificate, and checks value, empty, NaN,
+//! multi-series, range, auth, TLS verification, the comparative judge on range data, and every
+//! builtin query.
 //!
 //! Transport failures (refused, timeout, a proxy's error status, headers sent) are checked
 //! against tiny local TCP servers: they stand in for a broken network or proxy, not for
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serin::analysis::builtin;
+use serin::analysis::comparative::{ComparativeConfig, Direction, Outcome, compare};
 use serin::analysis::prometheus::{Auth, PrometheusConfig, PrometheusProvider};
 use serin::analysis::provider::{
     MetricProvider, NoData, ProviderError, QueryOutcome, RangeOutcome, RangeWindow,
@@ -40,7 +43,8 @@ const POINTS: i64 = 120;
 fn find_binary(name: &str) -> Option<PathBuf> {
     let env_name = format!("SERIN_{}_BIN", name.to_uppercase());
     if let Some(path) = std::env::var_os(env_name) {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
     }
     std::env::var_os("PATH")
         .into_iter()
@@ -65,6 +69,8 @@ fn free_port() -> u16 {
 struct PrometheusProcess {
     child: Child,
     address: String,
+    /// Serving HTTPS with a self-signed certificate.
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -104,6 +110,10 @@ fn backfill_series() -> Vec<Series> {
         series("serin_test_value", r#"app="multi",instance="b""#, |_| 2.0),
         series("serin_test_nan", "", |_| f64::NAN),
         series("serin_test_ramp", "", |i| i as f64),
+        // Latency samples for the comparative judge: same jitter, canary shifted by +30 ms.
+        series("serin_latency_ms", r#"version="primary""#, |i| 100.0 + ((i * 37) % 23) as f64),
+        series("serin_latency_ms", r#"version="canary""#, |i| 130.0 + ((i * 37) % 23) as f64),
+        series("serin_latency_ms", r#"version="same""#, |i| 100.0 + ((i * 41 + 5) % 23) as f64),
     ];
     for reporter in ["destination", "source"] {
         // 99 successful and 1 failed request per sample: success rate 99 %.
@@ -160,9 +170,13 @@ fn start_prometheus(prometheus: &Path, promtool: &Path, last_sample: i64) -> Pro
     );
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
+    let mut web_config = format!("basic_auth_users:\n  {USER}: {PASSWORD_BCRYPT}\n");
+    let tls = self_signed_certificate(dir.path());
+    if tls {
+        web_config.push_str("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n");
+    }
     let web = dir.path().join("web.yml");
-    std::fs::write(&web, format!("basic_auth_users:\n  {USER}: {PASSWORD_BCRYPT}\n"))
-        .expect("write web config");
+    std::fs::write(&web, web_config).expect("write web config");
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
     let child = Command::new(prometheus)
@@ -174,11 +188,34 @@ fn start_prometheus(prometheus: &Path, promtool: &Path, last_sample: i64) -> Pro
         .stderr(log)
         .spawn()
         .expect("start prometheus");
-    PrometheusProcess { child, address: format!("http://127.0.0.1:{port}"), _dir: dir }
+    let scheme = if tls { "https" } else { "http" };
+    PrometheusProcess { child, address: format!("{scheme}://127.0.0.1:{port}"), tls, _dir: dir }
+}
+
+/// Writes `cert.pem` and `key.pem` (self-signed, for 127.0.0.1) with the openssl CLI; false,
+/// with a loud note, when openssl is not installed (the TLS checks are then skipped).
+fn self_signed_certificate(dir: &Path) -> bool {
+    let Some(openssl) = find_binary("openssl") else {
+        loud(
+            "NOTE real_prometheus: no `openssl` binary, so Prometheus runs without TLS and the TLS checks are skipped.",
+        );
+        return false;
+    };
+    let out = Command::new(openssl)
+        .current_dir(dir)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=serin-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    true
 }
 
 fn authed(address: &str) -> PrometheusProvider {
     let mut config = PrometheusConfig::new(address);
+    // The test server's certificate is self-signed.
+    config.insecure_skip_verify = true;
     config.auth = Some(Auth::Basic { username: USER.into(), password: PASSWORD.into() });
     config.headers.insert("X-Scope-OrgID".into(), vec!["tenant-a".into()]);
     PrometheusProvider::new(&config).expect("provider")
@@ -286,8 +323,9 @@ async fn real_prometheus() {
     ));
 
     // Without credentials Prometheus answers 401, which is an error with the status.
-    let anonymous =
-        PrometheusProvider::new(&PrometheusConfig::new(process.address.as_str())).expect("provider");
+    let mut anonymous = PrometheusConfig::new(process.address.as_str());
+    anonymous.insecure_skip_verify = true;
+    let anonymous = PrometheusProvider::new(&anonymous).expect("provider");
     match anonymous.query("vector(1)").await {
         Err(ProviderError::HttpStatus { status: 401, body }) => {
             assert!(body.contains("Unauthorized"), "{body}")
@@ -296,10 +334,46 @@ async fn real_prometheus() {
     }
     let mut wrong = PrometheusConfig::new(process.address.as_str());
     wrong.auth = Some(Auth::Basic { username: USER.into(), password: "wrong".into() });
+    wrong.insecure_skip_verify = true;
     assert!(matches!(
         PrometheusProvider::new(&wrong).expect("provider").health().await,
         Err(ProviderError::HttpStatus { status: 401, .. })
     ));
+
+    // TLS: the self-signed certificate is refused unless verification is skipped.
+    if process.tls {
+        let mut verifying = PrometheusConfig::new(process.address.as_str());
+        verifying.auth = Some(Auth::Basic { username: USER.into(), password: PASSWORD.into() });
+        match PrometheusProvider::new(&verifying).expect("provider").health().await {
+            Err(ProviderError::Unreachable { reason, .. }) => {
+                assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+            }
+            other => panic!("expected a certificate error, got {other:?}"),
+        }
+    } else {
+        loud("NOTE real_prometheus: TLS checks skipped (no openssl).");
+    }
+
+    // Comparative judge on real range data: the canary is ~27 % slower than the primary.
+    let window = RangeWindow {
+        start: last_sample - 29 * STEP,
+        end: last_sample,
+        step: Duration::from_secs(STEP as u64),
+    };
+    let samples = |outcome| match outcome {
+        Ok(RangeOutcome::Samples(values)) => values,
+        other => panic!("expected samples, got {other:?}"),
+    };
+    let primary = samples(provider.query_range(r#"serin_latency_ms{version="primary"}"#, window).await);
+    let canary = samples(provider.query_range(r#"serin_latency_ms{version="canary"}"#, window).await);
+    let same = samples(provider.query_range(r#"serin_latency_ms{version="same"}"#, window).await);
+    assert_eq!((primary.len(), canary.len()), (30, 30));
+    let config =
+        ComparativeConfig { direction: Direction::Increase, allowed_increase: 1.1, ..Default::default() };
+    let slower = compare(&canary, &primary, &config).expect("valid config");
+    assert_eq!(slower.outcome, Outcome::High, "{}", slower.message);
+    let unchanged = compare(&same, &primary, &config).expect("valid config");
+    assert_eq!(unchanged.outcome, Outcome::Pass, "{}", unchanged.message);
 
     // Every builtin query renders and is accepted by Prometheus' parser; istio's (and
     // gatewayapi-istio's) run on the backfilled mesh data and give the known numbers.

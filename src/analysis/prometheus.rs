@@ -266,6 +266,14 @@ fn chain(error: &dyn std::error::Error) -> String {
 impl PrometheusProvider {
     /// Builds the HTTP client: headers, credentials, TLS and timeout are fixed here.
     pub fn new(config: &PrometheusConfig) -> Result<Self, ProviderError> {
+        // `prometheus:9090` parses as a URL with scheme "prometheus"; say so now, not per query.
+        let scheme = url::Url::parse(&config.address).map(|u| u.scheme().to_string());
+        if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+            return Err(ProviderError::Config(format!(
+                "address {:?} must be an http:// or https:// URL",
+                config.address
+            )));
+        }
         let http = reqwest::Client::builder()
             .default_headers(default_headers(config)?)
             .timeout(config.timeout)
@@ -387,6 +395,17 @@ mod tests {
             Auth::Basic { username: "u".into(), password: "s3cret".into() }
         );
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn bad_address_is_a_config_error() {
+        for address in ["not a url", "", "127.0.0.1:9090", "prometheus:9090", "ftp://prometheus"] {
+            let result = PrometheusProvider::new(&PrometheusConfig::new(address));
+            assert!(matches!(result, Err(ProviderError::Config(_))), "{address:?}");
+        }
+        let ok = PrometheusProvider::new(&PrometheusConfig::new("https://mimir.example/prometheus/"))
+            .expect("valid");
+        assert_eq!(ok.address(), "https://mimir.example/prometheus/");
     }
 
     #[test]

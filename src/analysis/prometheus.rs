@@ -25,6 +25,8 @@ use prometheus_http_query::response::{Data, PromqlResult};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
+use crate::crd::metric_template::MetricProviderSpec;
+
 use super::provider::{
     MetricProvider, NoData, ProviderError, QueryOutcome, RangeOutcome, RangeWindow, SeriesLabels, excerpt,
 };
@@ -62,6 +64,29 @@ impl fmt::Debug for Auth {
     }
 }
 
+impl Auth {
+    /// Credentials from a Secret's decoded data, with Flagger's keys: `token` (bearer), or
+    /// `username` and `password`. `Ok(None)` when the Secret has none of them; reading the
+    /// Secret is the caller's job.
+    pub fn from_secret_data(data: &BTreeMap<String, String>) -> Result<Option<Self>, ProviderError> {
+        match (data.get("token"), data.get("username"), data.get("password")) {
+            (Some(token), _, _) if !token.trim().is_empty() => {
+                Ok(Some(Auth::Bearer(token.trim().to_string())))
+            }
+            (_, Some(username), Some(password)) => {
+                Ok(Some(Auth::Basic { username: username.clone(), password: password.clone() }))
+            }
+            (_, Some(_), None) => {
+                Err(ProviderError::Config("the Secret has username but no password".into()))
+            }
+            (_, None, Some(_)) => {
+                Err(ProviderError::Config("the Secret has password but no username".into()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Everything needed to reach one Prometheus-compatible API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusConfig {
@@ -80,6 +105,32 @@ pub struct PrometheusConfig {
 }
 
 impl PrometheusConfig {
+    /// The config for a MetricTemplate's `spec.provider`: its address, or the controller's
+    /// `--metrics-server` when it has none; its headers and `insecureSkipVerify`; credentials
+    /// from its Secret, already read by the caller.
+    pub fn from_spec(
+        spec: &MetricProviderSpec,
+        default_address: Option<&str>,
+        auth: Option<Auth>,
+    ) -> Result<Self, ProviderError> {
+        if !spec.type_.is_supported() {
+            return Err(ProviderError::Config(format!(
+                "provider type {:?} is not supported; use prometheus",
+                spec.type_.as_str()
+            )));
+        }
+        let address = spec.address.as_deref().or(default_address).ok_or_else(|| {
+            ProviderError::Config("no provider address and no --metrics-server configured".into())
+        })?;
+        Ok(Self {
+            address: address.to_string(),
+            auth,
+            headers: spec.headers.clone().unwrap_or_default(),
+            insecure_skip_verify: spec.insecure_skip_verify.unwrap_or(false),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
     /// A config with no auth, no headers, TLS verified and the default timeout.
     pub fn new(address: impl Into<String>) -> Self {
         Self {
@@ -395,6 +446,51 @@ mod tests {
             Auth::Basic { username: "u".into(), password: "s3cret".into() }
         );
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn auth_from_flagger_secret_keys() {
+        let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(
+            Auth::from_secret_data(&data(&[("token", " t0k\n")])).ok(),
+            Some(Some(Auth::Bearer("t0k".into())))
+        );
+        assert_eq!(
+            Auth::from_secret_data(&data(&[("username", "u"), ("password", "p")])).ok(),
+            Some(Some(Auth::Basic { username: "u".into(), password: "p".into() }))
+        );
+        assert_eq!(Auth::from_secret_data(&data(&[("other", "x")])).ok(), Some(None));
+        assert!(Auth::from_secret_data(&data(&[("username", "u")])).is_err());
+        assert!(Auth::from_secret_data(&data(&[("password", "p")])).is_err());
+    }
+
+    #[test]
+    fn config_from_a_metric_template_provider() {
+        use crate::crd::MetricProviderType;
+        let mut spec = MetricProviderSpec {
+            type_: MetricProviderType::Prometheus,
+            address: None,
+            headers: Some(BTreeMap::from([("X-Scope-OrgID".to_string(), vec!["tenant".to_string()])])),
+            secret_ref: None,
+            region: None,
+            insecure_skip_verify: Some(true),
+        };
+        let config = PrometheusConfig::from_spec(&spec, Some("http://global:9090"), None).expect("valid");
+        assert_eq!(config.address, "http://global:9090");
+        assert!(config.insecure_skip_verify);
+        assert_eq!(config.headers["X-Scope-OrgID"], ["tenant"]);
+        assert_eq!(config.timeout, DEFAULT_TIMEOUT);
+        spec.address = Some("http://own:9090".into());
+        assert_eq!(
+            PrometheusConfig::from_spec(&spec, Some("http://global:9090"), None).expect("valid").address,
+            "http://own:9090"
+        );
+        spec.address = None;
+        assert!(PrometheusConfig::from_spec(&spec, None, None).is_err());
+        spec.type_ = MetricProviderType::Datadog;
+        assert!(PrometheusConfig::from_spec(&spec, Some("http://global:9090"), None).is_err());
     }
 
     #[test]

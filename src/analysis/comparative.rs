@@ -32,7 +32,7 @@ use thiserror::Error;
 use crate::crd::canary::OnNoData;
 use crate::crd::status::{MetricResult, Verdict};
 
-use super::verdict::{Effect, Judgement, effect_of};
+use super::verdict::{Judgement, effect_of};
 
 /// Largest number of pairwise differences computed for the Hodges–Lehmann shift; beyond it the
 /// shift is not reported (the test itself is O(n log n)).
@@ -412,18 +412,10 @@ impl Comparison {
     }
 }
 
-/// Effect of a comparison under `onNoData`; shorthand for [`Comparison::judgement`]'s effect.
-pub fn effect(comparison: &Comparison, on_no_data: Option<OnNoData>) -> Effect {
-    match comparison.outcome {
-        Outcome::Pass => Effect::Advance,
-        Outcome::High | Outcome::Low => Effect::CountFailure,
-        Outcome::NoData => effect_of(Verdict::NoData, on_no_data),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::verdict::Effect;
 
     /// name, canary, primary → scipy's U and two-sided p, and the method used.
     type ScipyCase = (&'static str, Vec<f64>, Vec<f64>, f64, f64, PValueMethod);
@@ -604,7 +596,6 @@ mod tests {
         assert_eq!((j.result.verdict, j.effect), (Verdict::Fail, Effect::CountFailure));
         assert_eq!((j.result.threshold_min, j.result.threshold_max), (None, Some(1.1)));
         assert!(j.result.value.is_some_and(|r| r > 1.2));
-        assert_eq!(effect(&c, None), Effect::CountFailure);
         let none = compare(&[], &primary, &config).expect("valid");
         for (on_no_data, want) in [
             (None, Effect::Hold),
@@ -613,7 +604,6 @@ mod tests {
         ] {
             let j = none.judgement("latency", "q", &config, on_no_data);
             assert_eq!((j.result.verdict, j.effect), (Verdict::NoData, want));
-            assert_eq!(effect(&none, on_no_data), want);
         }
     }
 }

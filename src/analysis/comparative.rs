@@ -281,6 +281,11 @@ pub fn mann_whitney(canary: &[f64], primary: &[f64]) -> MannWhitney {
     MannWhitney { u, z: Some(z), p_value, method: PValueMethod::Normal }
 }
 
+/// Four decimals, or scientific notation for p-values too small for that.
+fn format_p(p: f64) -> String {
+    if p < 1e-3 { format!("{p:.2e}") } else { format!("{p:.4}") }
+}
+
 fn hodges_lehmann(canary: &[f64], primary: &[f64]) -> Option<f64> {
     let pairs = canary.len().checked_mul(primary.len())?;
     if pairs == 0 || pairs > MAX_PAIRS {
@@ -337,12 +342,12 @@ pub fn compare(
     let ratio_text =
         mean_ratio.map_or_else(|| "undefined (primary mean 0)".to_string(), |r| format!("{r:.4}"));
     let summary = format!(
-        "canary median {} vs primary median {}, mean ratio {ratio_text}, Cliff's delta {:.3}, U {}, p {:.4} ({:?}, n {}/{})",
+        "canary median {} vs primary median {}, mean ratio {ratio_text}, Cliff's delta {:.3}, U {}, p {} ({:?}, n {}/{})",
         stats.canary_median,
         stats.primary_median,
         stats.cliffs_delta,
         test.u,
-        test.p_value,
+        format_p(test.p_value),
         test.method,
         stats.canary_count,
         stats.primary_count
@@ -530,6 +535,8 @@ mod tests {
         assert!(stats.cliffs_delta > 0.9 && stats.test.p_value < 1e-6, "{stats:?}");
         assert!(stats.hodges_lehmann.is_some_and(|h| (h - 30.0).abs() < 1.0), "{stats:?}");
         assert!(c.message.starts_with("canary is higher than primary"), "{}", c.message);
+        assert!(c.message.contains("p 1.69e-17 (Exact, n 30/30)"), "{}", c.message);
+        assert_eq!(format_p(0.25), "0.2500");
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod analysis;
 pub mod cli;
 pub mod crd;
 pub mod manifest;
+pub mod rollout;

@@ -69,6 +69,8 @@ mod verdict;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

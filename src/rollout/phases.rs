@@ -146,8 +146,11 @@ fn revision_changed(tick: &Tick<'_>) -> bool {
         || tick.status.tracked_configs.clone().unwrap_or_default() != tick.observed.tracked_configs
 }
 
+/// The target moved back to the promoted revision. A change of tracked configs alone (same
+/// revision as the last sync) is a new run, not a return to stable.
 fn is_last_promoted(tick: &Tick<'_>) -> bool {
     tick.status.last_promoted_spec.as_deref() == Some(tick.revision())
+        && tick.status.last_applied_spec.as_deref() != Some(tick.revision())
 }
 
 /// Initialized, Succeeded, Failed, Waiting: look for a new revision and start a run through

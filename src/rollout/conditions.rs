@@ -20,7 +20,11 @@ pub struct Detail {
 impl Detail {
     /// A detail with the phase's default reason and Flagger's message.
     pub fn for_phase(phase: CanaryPhase) -> Detail {
-        Detail { reason: phase.as_str().to_string(), message: phase_message(phase).to_string(), stalled: false }
+        Detail {
+            reason: phase.as_str().to_string(),
+            message: phase_message(phase).to_string(),
+            stalled: false,
+        }
     }
 }
 

@@ -116,3 +116,20 @@ pub fn decide(
     phases::run(&mut tick);
     tick.finish(requeue_after)
 }
+
+/// The inputs `decide` consulted, for checking that `needs` asks for all of them.
+#[cfg(test)]
+pub(crate) fn consulted(
+    spec: &CanarySpec,
+    status: &CanaryStatus,
+    observed: &Observed,
+    report: &AnalysisReport,
+    now: Timestamp,
+) -> Needs {
+    if spec.suspend == Some(true) {
+        return Needs::default();
+    }
+    let mut tick = Tick::new(spec, status, observed, Some(report), Time(now));
+    phases::run(&mut tick);
+    tick.needs
+}

@@ -21,12 +21,13 @@ pub(crate) fn run(tick: &mut Tick<'_>) {
         return;
     }
     match tick.phase() {
-        None | Some(CanaryPhase::Initializing) | Some(CanaryPhase::Terminating) | Some(CanaryPhase::Terminated) => {
-            initializing(tick)
-        }
-        Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed | CanaryPhase::Waiting) => {
-            settled(tick)
-        }
+        None
+        | Some(CanaryPhase::Initializing)
+        | Some(CanaryPhase::Terminating)
+        | Some(CanaryPhase::Terminated) => initializing(tick),
+        Some(
+            CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed | CanaryPhase::Waiting,
+        ) => settled(tick),
         Some(CanaryPhase::Progressing | CanaryPhase::WaitingPromotion) => progressing(tick),
         Some(CanaryPhase::Promoting) => promoting(tick),
         Some(CanaryPhase::Finalising) => finalising(tick),
@@ -122,9 +123,10 @@ fn initializing(tick: &mut Tick<'_>) {
                     tick.target(),
                     steps::progress_deadline(tick.spec)
                 );
-                let already = tick.status.conditions.iter().flatten().any(|c| {
-                    c.type_ == crate::crd::status::condition_types::STALLED && c.status == "True"
-                });
+                let already =
+                    tick.status.conditions.iter().flatten().any(|c| {
+                        c.type_ == crate::crd::status::condition_types::STALLED && c.status == "True"
+                    });
                 if !already {
                     tick.event(EventType::Warning, "InitializationStalled", text.clone());
                     tick.notify(AlertSeverity::Error, NotificationKind::Stalled, text.clone());
@@ -203,11 +205,12 @@ fn settled(tick: &mut Tick<'_>) {
         return rollback::rollback(tick, Cause::Aborted);
     }
     // A new revision is pending behind the confirm-rollout gate.
-    if tick.phase() == Some(CanaryPhase::Waiting) && tick.status.revision.as_deref() != Some(tick.revision()) {
+    if tick.phase() == Some(CanaryPhase::Waiting) && tick.status.revision.as_deref() != Some(tick.revision())
+    {
         tick.restart_wait(WaitReason::ConfirmRollout);
         tick.status.revision = Some(tick.observed.revision.clone());
     }
-    let open = ops.promote || tick.gate(Gate::ConfirmRollout);
+    let open = ops.promote || tick.gate(Gate::Rollout);
     if !open {
         if tick.phase() != Some(CanaryPhase::Waiting) {
             tick.set_phase(CanaryPhase::Waiting);
@@ -291,7 +294,8 @@ fn progressing(tick: &mut Tick<'_>) {
     let weight = tick.status.canary_weight.unwrap_or(0);
     let iterations = tick.status.iterations.unwrap_or(0);
     let mirror_done = tick.spec.analysis.mirror == Some(true) && tick.observed.mirrored();
-    let stage = if weight == 0 && iterations == 0 && !mirror_done { Stage::PreRollout } else { Stage::Analysis };
+    let stage =
+        if weight == 0 && iterations == 0 && !mirror_done { Stage::PreRollout } else { Stage::Analysis };
     let judged = tick.judge(stage);
     match judged.outcome {
         Outcome::Fail(failures) => {
@@ -321,7 +325,9 @@ fn progressing(tick: &mut Tick<'_>) {
             }
         }
     }
-    if ops.promote {
+    // `serin promote` needs a tick whose metrics ran: at weight 0 (pre-rollout) the canary has
+    // had no traffic yet, so the request waits for the next analysis tick.
+    if ops.promote && stage == Stage::Analysis {
         tick.emit(Effect::ClearOperation(Operation::Promote));
         return promote(tick, "promoted by `serin promote`");
     }
@@ -355,8 +361,11 @@ fn halt_on_gate(tick: &mut Tick<'_>, gate: Gate) {
         return rollback::rollback(tick, Cause::GateDeadline(gate.wait_reason()));
     }
     if wait.changed {
-        let text =
-            format!("Halt {} advancement waiting for approval ({})", tick.target(), gate.wait_reason().as_str());
+        let text = format!(
+            "Halt {} advancement waiting for approval ({})",
+            tick.target(),
+            gate.wait_reason().as_str()
+        );
         tick.event(EventType::Normal, "WaitingForApproval", text.clone());
         tick.notify(AlertSeverity::Warn, NotificationKind::WaitingApproval, text);
     }
@@ -369,12 +378,16 @@ fn canary_step(tick: &mut Tick<'_>) {
     let Some(next) = steps::next_weight(tick.spec, weight) else {
         return confirm_promotion(tick);
     };
-    if !mirrored && !tick.gate(Gate::ConfirmTrafficIncrease) {
-        return halt_on_gate(tick, Gate::ConfirmTrafficIncrease);
+    if !mirrored && !tick.gate(Gate::TrafficIncrease) {
+        return halt_on_gate(tick, Gate::TrafficIncrease);
     }
     if tick.spec.analysis.mirror == Some(true) && weight == 0 && !mirrored {
         tick.route(100, 0, true);
-        tick.event(EventType::Normal, "Mirroring", format!("Starting traffic mirroring to {}", tick.target()));
+        tick.event(
+            EventType::Normal,
+            "Mirroring",
+            format!("Starting traffic mirroring to {}", tick.target()),
+        );
         tick.progress();
         return;
     }
@@ -414,9 +427,9 @@ fn blue_green_step(tick: &mut Tick<'_>) {
         tick.progress();
         return;
     }
-    if !tick.gate(Gate::ConfirmPromotion) {
+    if !tick.gate(Gate::Promotion) {
         tick.set_phase(CanaryPhase::WaitingPromotion);
-        return halt_on_gate(tick, Gate::ConfirmPromotion);
+        return halt_on_gate(tick, Gate::Promotion);
     }
     if done == total {
         tick.route(0, 100, false);
@@ -433,9 +446,9 @@ fn blue_green_step(tick: &mut Tick<'_>) {
 /// At the end of the steps: the confirm-promotion gate. Closed: WaitingPromotion, the analysis
 /// keeps running and the counters stay where they are (Flagger #1141 reset iterations to N-1).
 fn confirm_promotion(tick: &mut Tick<'_>) {
-    if !tick.gate(Gate::ConfirmPromotion) {
+    if !tick.gate(Gate::Promotion) {
         tick.set_phase(CanaryPhase::WaitingPromotion);
-        return halt_on_gate(tick, Gate::ConfirmPromotion);
+        return halt_on_gate(tick, Gate::Promotion);
     }
     promote(tick, "Canary analysis completed")
 }

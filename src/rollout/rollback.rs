@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::crd::canary::AlertSeverity;
-use crate::crd::status::{
-    CanaryPhase, FailedRevision, GitOpsStatus, GitRevertState, Verdict, WaitReason,
-};
+use crate::crd::status::{CanaryPhase, FailedRevision, GitOpsStatus, GitRevertState, Verdict, WaitReason};
 
 use super::plan::{Effect, EventType, NotificationKind};
 use super::steps;
@@ -55,10 +53,9 @@ impl Cause {
     fn message(&self, tick: &Tick<'_>) -> String {
         let deadline = steps::progress_deadline(tick.spec);
         match self {
-            Cause::FailedChecks => format!(
-                "failed checks threshold reached {}",
-                tick.status.failed_checks.unwrap_or(0)
-            ),
+            Cause::FailedChecks => {
+                format!("failed checks threshold reached {}", tick.status.failed_checks.unwrap_or(0))
+            }
             Cause::RollbackHook => "a rollback webhook asked for a rollback".to_string(),
             Cause::CanaryFailed(why) => format!("canary cannot become ready: {why}"),
             Cause::CanaryDeadline(why) => {
@@ -73,7 +70,10 @@ impl Cause {
                 tick.status.no_data_checks.unwrap_or(0)
             ),
             Cause::GateDeadline(gate) => {
-                format!("{} gate stayed closed longer than the progress deadline of {deadline}s", gate.as_str())
+                format!(
+                    "{} gate stayed closed longer than the progress deadline of {deadline}s",
+                    gate.as_str()
+                )
             }
             Cause::Aborted => "aborted by `serin abort`".to_string(),
         }
@@ -155,7 +155,11 @@ pub(crate) fn rollback(tick: &mut Tick<'_>, cause: Cause) {
     tick.status.canary_weight = Some(0);
     tick.status.waiting = None;
     tick.set_phase(CanaryPhase::Failed);
-    tick.detail(cause.reason(), format!("Canary analysis failed, {} scaled to zero: {message}", tick.target()), true);
+    tick.detail(
+        cause.reason(),
+        format!("Canary analysis failed, {} scaled to zero: {message}", tick.target()),
+        true,
+    );
 }
 
 /// Re-emits a Git revert that is still `Pending` for the failed revision (its outcome was not
@@ -218,11 +222,8 @@ pub(crate) fn back_to_stable(tick: &mut Tick<'_>, in_run: bool) {
         tick.route(100, 0, false);
         tick.emit(Effect::ScaleTargetToZero);
     }
-    let text = format!(
-        "{} is back on the promoted revision {}; nothing to analyse",
-        tick.target(),
-        tick.revision()
-    );
+    let text =
+        format!("{} is back on the promoted revision {}; nothing to analyse", tick.target(), tick.revision());
     tick.event(EventType::Normal, "BackToStable", text.clone());
     tick.notify(AlertSeverity::Info, NotificationKind::BackToStable, text.clone());
     sync_revision(tick);

@@ -46,7 +46,9 @@ pub fn spec_from(value: Value) -> CanarySpec {
 /// Merges `patch` into `spec.analysis` (top-level keys replace).
 pub fn analysis(spec: &mut CanarySpec, patch: Value) {
     let mut value = serde_json::to_value(&*spec).expect("serializes");
-    if let (Some(target), Value::Object(patch)) = (value.get_mut("analysis").and_then(Value::as_object_mut), patch) {
+    if let (Some(target), Value::Object(patch)) =
+        (value.get_mut("analysis").and_then(Value::as_object_mut), patch)
+    {
         for (key, v) in patch {
             if v.is_null() {
                 target.remove(&key);
@@ -60,8 +62,10 @@ pub fn analysis(spec: &mut CanarySpec, patch: Value) {
 
 /// Adds webhooks of the given types, named after the type.
 pub fn hooks(spec: &mut CanarySpec, types: &[&str]) {
-    let list: Vec<Value> =
-        types.iter().map(|t| json!({"name": format!("{t}-hook"), "type": t, "url": "http://hook/"})).collect();
+    let list: Vec<Value> = types
+        .iter()
+        .map(|t| json!({"name": format!("{t}-hook"), "type": t, "url": "http://hook/"}))
+        .collect();
     analysis(spec, json!({ "webhooks": list }));
 }
 

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::crd::canary::CanarySpec;
 use crate::crd::status::{
-    CanaryPhase, CanaryStatus, FailedRevision, GitOpsStatus, GitRevertState, ProgressWait, Verdict, WaitReason,
-    condition_types,
+    CanaryPhase, CanaryStatus, FailedRevision, GitOpsStatus, GitRevertState, ProgressWait, Verdict,
+    WaitReason, condition_types,
 };
 
 use super::observed::{Observed, Readiness, Routes};
@@ -232,15 +232,18 @@ fn blue_green(spec: &mut CanarySpec) {
 #[test]
 fn initialization() {
     check_rows(vec![
-        row("new Canary creates the primary, Services and routes", Scenario::fresh(), Initializing, &["Initialize"]),
+        row(
+            "new Canary creates the primary, Services and routes",
+            Scenario::fresh(),
+            Initializing,
+            &["Initialize"],
+        ),
         row(
             "Initializing waits for the primary",
-            Scenario::fresh()
-                .status(|s| s.phase = Some(Initializing))
-                .observed(|o| {
-                    o.initialized = true;
-                    o.primary = Readiness::NotReady("0/2".into());
-                }),
+            Scenario::fresh().status(|s| s.phase = Some(Initializing)).observed(|o| {
+                o.initialized = true;
+                o.primary = Readiness::NotReady("0/2".into());
+            }),
             Initializing,
             &[],
         ),
@@ -271,10 +274,15 @@ fn initialization() {
 fn new_revisions_and_gates() {
     check_rows(vec![
         row("Initialized, no change: nothing to do", Scenario::settled(Initialized), Initialized, &[]),
-        row("Initialized -> Progressing on a new revision", Scenario::new_revision(Initialized), Progressing, NEW_RUN)
-            .weight(0)
-            .failed(0)
-            .iterations(0),
+        row(
+            "Initialized -> Progressing on a new revision",
+            Scenario::new_revision(Initialized),
+            Progressing,
+            NEW_RUN,
+        )
+        .weight(0)
+        .failed(0)
+        .iterations(0),
         row(
             "a tracked ConfigMap change starts a run",
             Scenario::settled(Initialized).observed(|o| {
@@ -283,7 +291,12 @@ fn new_revisions_and_gates() {
             Progressing,
             NEW_RUN,
         ),
-        row("Succeeded -> Progressing on a new revision", Scenario::new_revision(Succeeded), Progressing, NEW_RUN),
+        row(
+            "Succeeded -> Progressing on a new revision",
+            Scenario::new_revision(Succeeded),
+            Progressing,
+            NEW_RUN,
+        ),
         row("Failed -> Progressing on a new revision", Scenario::new_revision(Failed), Progressing, NEW_RUN),
         row(
             "a run resets routes left away from the primary before scaling up",
@@ -340,18 +353,27 @@ fn new_revisions_and_gates() {
             "a quarantined revision coming back fails fast, no traffic",
             Scenario::new_revision(Succeeded).status(|s| quarantine(s, "r2")),
             Failed,
-            &["SetRoutes(100,0)", "ScaleTargetToZero", "Event(Warning,RevisionQuarantined)", "Notify(Error,Quarantined)"],
+            &[
+                "SetRoutes(100,0)",
+                "ScaleTargetToZero",
+                "Event(Warning,RevisionQuarantined)",
+                "Notify(Error,Quarantined)",
+            ],
         )
         .weight(0),
         row(
             "retry re-runs a quarantined revision",
-            Scenario::running(Failed, 0).status(|s| quarantine(s, "r2")).observed(|o| o.operations.retry = true),
+            Scenario::running(Failed, 0)
+                .status(|s| quarantine(s, "r2"))
+                .observed(|o| o.operations.retry = true),
             Progressing,
             &["Clear(Retry)", "Event(Normal,Retry)", NEW_RUN[0], NEW_RUN[1], NEW_RUN[2]],
         ),
         row(
             "a Git revert back to the promoted revision settles without analysis",
-            Scenario::running(Failed, 0).status(|s| quarantine(s, "r2")).observed(|o| o.revision = "r1".into()),
+            Scenario::running(Failed, 0)
+                .status(|s| quarantine(s, "r2"))
+                .observed(|o| o.revision = "r1".into()),
             Initialized,
             &["Event(Normal,BackToStable)", "Notify(Info,BackToStable)"],
         ),
@@ -393,7 +415,10 @@ fn canary_analysis() {
     };
     let on_no_data = |policy: &'static str| {
         move |s: &mut CanarySpec| {
-            analysis(s, json!({"metrics": [{"name": METRIC, "thresholdRange": {"min": 99}, "onNoData": policy}]}))
+            analysis(
+                s,
+                json!({"metrics": [{"name": METRIC, "thresholdRange": {"min": 99}, "onNoData": policy}]}),
+            )
         }
     };
     check_rows(vec![
@@ -407,7 +432,9 @@ fn canary_analysis() {
         .failed(0),
         row(
             "canary not ready past the deadline -> rollback",
-            Scenario::running(Progressing, 0).observed(|o| o.canary = Readiness::NotReady("1/2".into())).at(601),
+            Scenario::running(Progressing, 0)
+                .observed(|o| o.canary = Readiness::NotReady("1/2".into()))
+                .at(601),
             Failed,
             &rollback("CanaryProgressDeadlineExceeded", false),
         ),
@@ -467,8 +494,9 @@ fn canary_analysis() {
         .weight(20),
         row(
             "stepWeights schedule",
-            Scenario::running(Progressing, 5)
-                .spec(|s| analysis(s, json!({"stepWeight": null, "maxWeight": null, "stepWeights": [5, 25, 50]}))),
+            Scenario::running(Progressing, 5).spec(|s| {
+                analysis(s, json!({"stepWeight": null, "maxWeight": null, "stepWeights": [5, 25, 50]}))
+            }),
             Progressing,
             &["SetRoutes(75,25)", ADVANCE],
         )
@@ -556,7 +584,9 @@ fn canary_analysis() {
         .no_data(0),
         row(
             "no data with onNoData: pass-with-warning advances with a Warning",
-            Scenario::running(Progressing, 10).spec(on_no_data("pass-with-warning")).report(metric(Verdict::NoData)),
+            Scenario::running(Progressing, 10)
+                .spec(on_no_data("pass-with-warning"))
+                .report(metric(Verdict::NoData)),
             Progressing,
             &["Event(Warning,NoDataPassed)", "SetRoutes(80,20)", ADVANCE],
         )
@@ -627,19 +657,17 @@ fn canary_analysis() {
         ),
         row(
             "rollback webhook 2xx -> rollback",
-            Scenario::running(Progressing, 10).spec(|s| hooks(s, &["rollback"])).report(AnalysisReport {
-                rollback_requested: true,
-                ..metric(Verdict::Pass)
-            }),
+            Scenario::running(Progressing, 10)
+                .spec(|s| hooks(s, &["rollback"]))
+                .report(AnalysisReport { rollback_requested: true, ..metric(Verdict::Pass) }),
             Failed,
             &rollback("RollbackWebhook", false),
         ),
         row(
             "rollback webhook also applies in WaitingPromotion",
-            Scenario::running(WaitingPromotion, 30).spec(|s| hooks(s, &["rollback"])).report(AnalysisReport {
-                rollback_requested: true,
-                ..metric(Verdict::Pass)
-            }),
+            Scenario::running(WaitingPromotion, 30)
+                .spec(|s| hooks(s, &["rollback"]))
+                .report(AnalysisReport { rollback_requested: true, ..metric(Verdict::Pass) }),
             Failed,
             &rollback("RollbackWebhook", false),
         ),
@@ -674,7 +702,12 @@ fn canary_analysis() {
             "revision changed mid-run to the promoted one: back to stable",
             Scenario::running(Progressing, 20).observed(|o| o.revision = "r1".into()),
             Initialized,
-            &["SetRoutes(100,0)", "ScaleTargetToZero", "Event(Normal,BackToStable)", "Notify(Info,BackToStable)"],
+            &[
+                "SetRoutes(100,0)",
+                "ScaleTargetToZero",
+                "Event(Normal,BackToStable)",
+                "Notify(Info,BackToStable)",
+            ],
         )
         .weight(0),
         row(
@@ -683,7 +716,12 @@ fn canary_analysis() {
                 .status(|s| quarantine(s, "r3"))
                 .observed(|o| o.revision = "r3".into()),
             Failed,
-            &["SetRoutes(100,0)", "ScaleTargetToZero", "Event(Warning,RevisionQuarantined)", "Notify(Error,Quarantined)"],
+            &[
+                "SetRoutes(100,0)",
+                "ScaleTargetToZero",
+                "Event(Warning,RevisionQuarantined)",
+                "Notify(Error,Quarantined)",
+            ],
         ),
         row(
             "skipAnalysis: promote as soon as the canary is ready",
@@ -846,7 +884,12 @@ fn promotion() {
             "Finalising -> Succeeded: scale down, post-rollout hooks, alert",
             Scenario::running(Finalising, 0),
             Succeeded,
-            &["ScaleTargetToZero", "PostRollout(Succeeded)", "Event(Normal,Succeeded)", "Notify(Info,Promoted)"],
+            &[
+                "ScaleTargetToZero",
+                "PostRollout(Succeeded)",
+                "Event(Normal,Succeeded)",
+                "Notify(Info,Promoted)",
+            ],
         ),
         row(
             "Finalising: primary fails -> traffic to the canary, Failed",
@@ -961,7 +1004,12 @@ fn rollback_records_quarantine_and_revert_exactly_once() {
     });
     assert_eq!(
         revert,
-        Some(("r2".into(), Some("r1".into()), "failed checks threshold reached 2".into(), vec![METRIC.to_string()]))
+        Some((
+            "r2".into(),
+            Some("r1".into()),
+            "failed checks threshold reached 2".into(),
+            vec![METRIC.to_string()]
+        ))
     );
     let gitops = plan.status.gitops.clone().expect("revert recorded");
     assert_eq!((gitops.revision.as_str(), gitops.state), ("r2", GitRevertState::Pending));
@@ -1002,7 +1050,10 @@ fn conditions_follow_the_phase() {
             .expect("condition present")
     };
     let progressing = Scenario::new_revision(Succeeded).observed(|o| o.generation = Some(7)).decide();
-    assert_eq!(find(&progressing, condition_types::PROMOTED), ("Unknown".into(), "Progressing".into(), Some(7)));
+    assert_eq!(
+        find(&progressing, condition_types::PROMOTED),
+        ("Unknown".into(), "Progressing".into(), Some(7))
+    );
     assert_eq!(find(&progressing, condition_types::READY).0, "False");
     assert_eq!(find(&progressing, condition_types::RECONCILING).0, "True");
     assert_eq!(find(&progressing, condition_types::STALLED).0, "False");
@@ -1022,13 +1073,8 @@ fn conditions_follow_the_phase() {
     assert_eq!(find(&stable, condition_types::READY), ("True".into(), "BackToStable".into(), Some(1)));
 
     // A tick without a phase change keeps the transition time and the reason.
-    let later = decide(
-        &Scenario::fresh().spec,
-        &failed.status,
-        &observed("r2"),
-        &AnalysisReport::default(),
-        at(600),
-    );
+    let later =
+        decide(&Scenario::fresh().spec, &failed.status, &observed("r2"), &AnalysisReport::default(), at(600));
     assert_eq!(later.status.conditions, failed.status.conditions);
     assert_eq!(later.status.last_transition_time, failed.status.last_transition_time);
 }
@@ -1038,7 +1084,14 @@ fn needs_asks_only_for_what_the_tick_consults() {
     let all_hooks = |s: &mut CanarySpec| {
         hooks(
             s,
-            &["confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"],
+            &[
+                "confirm-rollout",
+                "pre-rollout",
+                "rollout",
+                "confirm-traffic-increase",
+                "confirm-promotion",
+                "rollback",
+            ],
         )
     };
     let needs_of = |s: &Scenario| needs(&s.spec, &s.status, &s.observed);
@@ -1049,7 +1102,12 @@ fn needs_asks_only_for_what_the_tick_consults() {
     let first_step = Scenario::running(Progressing, 0).spec(all_hooks);
     assert_eq!(
         needs_of(&first_step),
-        Needs { pre_rollout_hooks: true, confirm_traffic_increase: true, rollback_hooks: true, ..Needs::default() }
+        Needs {
+            pre_rollout_hooks: true,
+            confirm_traffic_increase: true,
+            rollback_hooks: true,
+            ..Needs::default()
+        }
     );
 
     let middle = Scenario::running(Progressing, 10).spec(all_hooks);

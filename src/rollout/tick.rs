@@ -16,29 +16,29 @@ use super::report::{AnalysisReport, Needs};
 use super::steps;
 use super::verdict::{self, Judged, Stage};
 
-/// A confirm gate.
+/// A confirm gate (`confirm-rollout`, `confirm-traffic-increase`, `confirm-promotion`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Gate {
-    ConfirmRollout,
-    ConfirmTrafficIncrease,
-    ConfirmPromotion,
+    Rollout,
+    TrafficIncrease,
+    Promotion,
 }
 
 impl Gate {
     fn webhook_type(self) -> WebhookType {
         match self {
-            Gate::ConfirmRollout => WebhookType::ConfirmRollout,
-            Gate::ConfirmTrafficIncrease => WebhookType::ConfirmTrafficIncrease,
-            Gate::ConfirmPromotion => WebhookType::ConfirmPromotion,
+            Gate::Rollout => WebhookType::ConfirmRollout,
+            Gate::TrafficIncrease => WebhookType::ConfirmTrafficIncrease,
+            Gate::Promotion => WebhookType::ConfirmPromotion,
         }
     }
 
     /// The wait a closed gate puts the release in.
     pub(crate) fn wait_reason(self) -> WaitReason {
         match self {
-            Gate::ConfirmRollout => WaitReason::ConfirmRollout,
-            Gate::ConfirmTrafficIncrease => WaitReason::ConfirmTrafficIncrease,
-            Gate::ConfirmPromotion => WaitReason::ConfirmPromotion,
+            Gate::Rollout => WaitReason::ConfirmRollout,
+            Gate::TrafficIncrease => WaitReason::ConfirmTrafficIncrease,
+            Gate::Promotion => WaitReason::ConfirmPromotion,
         }
     }
 }
@@ -179,15 +179,15 @@ impl<'a> Tick<'a> {
             return true;
         }
         match gate {
-            Gate::ConfirmRollout => self.needs.confirm_rollout = true,
-            Gate::ConfirmTrafficIncrease => self.needs.confirm_traffic_increase = true,
-            Gate::ConfirmPromotion => self.needs.confirm_promotion = true,
+            Gate::Rollout => self.needs.confirm_rollout = true,
+            Gate::TrafficIncrease => self.needs.confirm_traffic_increase = true,
+            Gate::Promotion => self.needs.confirm_promotion = true,
         }
         let Some(report) = self.report else { return true };
         let answer = match gate {
-            Gate::ConfirmRollout => report.gates.confirm_rollout,
-            Gate::ConfirmTrafficIncrease => report.gates.confirm_traffic_increase,
-            Gate::ConfirmPromotion => report.gates.confirm_promotion,
+            Gate::Rollout => report.gates.confirm_rollout,
+            Gate::TrafficIncrease => report.gates.confirm_traffic_increase,
+            Gate::Promotion => report.gates.confirm_promotion,
         };
         answer == Some(true)
     }

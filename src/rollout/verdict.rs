@@ -50,7 +50,8 @@ pub(crate) fn expected(spec: &CanarySpec, stage: Stage) -> Vec<(CheckKind, Strin
         Stage::PreRollout => hooks(WebhookType::PreRollout, CheckKind::PreRolloutHook),
         Stage::Analysis => {
             let mut checks = hooks(WebhookType::Rollout, CheckKind::RolloutHook);
-            checks.extend(spec.analysis.metrics.iter().flatten().map(|m| (CheckKind::Metric, m.name.clone())));
+            checks
+                .extend(spec.analysis.metrics.iter().flatten().map(|m| (CheckKind::Metric, m.name.clone())));
             checks
         }
     }

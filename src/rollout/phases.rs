@@ -20,6 +20,15 @@ pub(crate) fn run(tick: &mut Tick<'_>) {
     if paused(tick) {
         return;
     }
+    let setting_up = matches!(
+        tick.phase(),
+        None | Some(CanaryPhase::Initializing | CanaryPhase::Terminating | CanaryPhase::Terminated)
+    );
+    if !setting_up && !tick.observed.initialized {
+        // Something deleted the primary, a Service or the routing object: recreate it (an
+        // existing routing object keeps its routes) and carry on; readiness gates the rest.
+        tick.emit(Effect::Initialize);
+    }
     match tick.phase() {
         None
         | Some(CanaryPhase::Initializing)
@@ -91,6 +100,8 @@ fn initializing(tick: &mut Tick<'_>) {
     if tick.phase() != Some(CanaryPhase::Initializing) {
         tick.set_phase(CanaryPhase::Initializing);
         tick.restart_wait(WaitReason::PrimaryNotReady);
+        let text = format!("New {} detected, starting initialization", tick.target());
+        tick.event(EventType::Normal, "Initializing", text);
     }
     if !tick.observed.initialized {
         tick.emit(Effect::Initialize);
@@ -178,6 +189,10 @@ fn settled(tick: &mut Tick<'_>) {
         }
     }
     let changed = revision_changed(tick);
+    if !changed && !force && tick.phase() == Some(CanaryPhase::Waiting) {
+        // The revision waiting for approval went away (e.g. reverted in Git): settle.
+        return rollback::back_to_stable(tick, false);
+    }
     if !changed && !force {
         if tick.phase() == Some(CanaryPhase::Failed) {
             rollback::resume_pending_revert(tick);
@@ -490,11 +505,14 @@ fn promoting(tick: &mut Tick<'_>) {
     let next = steps::next_promotion_weight(tick.spec, weight);
     tick.route(100 - next, next, false);
     tick.status.canary_weight = Some(next);
-    let text = format!("Advance {} primary weight {}", tick.target(), 100 - next);
-    tick.event(EventType::Normal, "Advance", text);
     tick.progress();
     if next == 0 {
+        let text = format!("Routing all traffic to primary {}-primary", tick.target());
+        tick.event(EventType::Normal, "Finalising", text);
         tick.set_phase(CanaryPhase::Finalising);
+    } else {
+        let text = format!("Advance {} primary weight {}", tick.target(), 100 - next);
+        tick.event(EventType::Normal, "Advance", text);
     }
 }
 

@@ -236,7 +236,7 @@ fn initialization() {
             "new Canary creates the primary, Services and routes",
             Scenario::fresh(),
             Initializing,
-            &["Initialize"],
+            &["Event(Normal,Initializing)", "Initialize"],
         ),
         row(
             "Initializing waits for the primary",
@@ -376,6 +376,24 @@ fn new_revisions_and_gates() {
                 .observed(|o| o.revision = "r1".into()),
             Initialized,
             &["Event(Normal,BackToStable)", "Notify(Info,BackToStable)"],
+        ),
+        row(
+            "Waiting: the pending revision went away (reverted) -> settled",
+            Scenario::settled(Succeeded)
+                .spec(|s| hooks(s, &["confirm-rollout"]))
+                .status(|s| s.phase = Some(Waiting))
+                .status(|s| s.revision = Some("r2".into())),
+            Initialized,
+            &["Event(Normal,BackToStable)", "Notify(Info,BackToStable)"],
+        ),
+        row(
+            "abort while Waiting -> Failed, quarantined",
+            Scenario::new_revision(Succeeded)
+                .spec(|s| hooks(s, &["confirm-rollout"]))
+                .status(|s| s.phase = Some(Waiting))
+                .observed(|o| o.operations.abort = true),
+            Failed,
+            &with_rollback(&["Clear(Abort)"], "Aborted", false),
         ),
         row(
             "a pending Git revert is re-emitted until its outcome is recorded",
@@ -840,7 +858,7 @@ fn promotion() {
             "Promoting: all traffic back to the primary -> Finalising",
             Scenario::running(Promoting, 30),
             Finalising,
-            &["SetRoutes(100,0)", ADVANCE],
+            &["SetRoutes(100,0)", "Event(Normal,Finalising)"],
         )
         .weight(0),
         row(
@@ -854,7 +872,7 @@ fn promotion() {
             "Promoting with stepWeightPromotion: last step -> Finalising",
             Scenario::running(Promoting, 10).spec(step_promotion),
             Finalising,
-            &["SetRoutes(100,0)", ADVANCE],
+            &["SetRoutes(100,0)", "Event(Normal,Finalising)"],
         )
         .weight(0),
         row(
@@ -945,6 +963,23 @@ fn operations_suspend_and_deletion() {
             Promoting,
             &["Clear(Promote)", PROMOTE[0], PROMOTE[1]],
         ),
+        row(
+            "promote at weight 0 waits for the first analysis tick",
+            Scenario::running(Progressing, 0).observed(|o| o.operations.promote = true),
+            Progressing,
+            &["SetRoutes(90,10)", ADVANCE],
+        )
+        .weight(10),
+        row(
+            "a missing primary or route is recreated mid-run",
+            Scenario::running(Progressing, 10).observed(|o| {
+                o.initialized = false;
+                o.primary = Readiness::NotReady("recreating".into());
+            }),
+            Progressing,
+            &["Initialize"],
+        )
+        .weight(10),
         row(
             "promote never overrides a failing check",
             Scenario::running(Progressing, 10)
@@ -1158,7 +1193,7 @@ fn full_canary_release() {
         status = plan.status;
     }
     let want = [
-        "Initializing w=0 Initialize",
+        "Initializing w=0 Event(Normal,Initializing) Initialize",
         "Initialized w=0 ScaleTargetToZero Event(Normal,Initialized) Notify(Info,Initialized)",
         "Initialized w=0 ",
         "Progressing w=0 ScaleTargetUp Event(Normal,NewRevision) Notify(Info,NewRevision)",
@@ -1166,7 +1201,7 @@ fn full_canary_release() {
         "Progressing w=20 SetRoutes(80,20) Event(Normal,Advance)",
         "Progressing w=30 SetRoutes(70,30) Event(Normal,Advance)",
         "Promoting w=30 Event(Normal,Promoting) PromotePrimary(r2)",
-        "Finalising w=0 SetRoutes(100,0) Event(Normal,Advance)",
+        "Finalising w=0 SetRoutes(100,0) Event(Normal,Finalising)",
         "Succeeded w=0 ScaleTargetToZero PostRollout(Succeeded) Event(Normal,Succeeded) Notify(Info,Promoted)",
         "Succeeded w=0 ",
         "Succeeded w=0 ",

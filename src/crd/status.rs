@@ -275,6 +275,11 @@ pub struct CanaryStatus {
     /// counts from its `since`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<ProgressWait>,
+    /// Serin: traffic is mirrored to the canary (the mirror step of a weighted run is done, or a
+    /// blue/green iteration is mirrored). Kept here rather than read back from the router, so a
+    /// router that cannot report mirroring does not repeat the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrored: Option<bool>,
     /// Serin: set by `serin pause` (the `pause` annotation), cleared by `serin resume`; while set
     /// the release is frozen like `spec.suspend`. Kept here because the annotation is cleared
     /// once honoured.

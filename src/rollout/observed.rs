@@ -78,17 +78,12 @@ pub struct Observed {
     pub canary: Readiness,
     /// Readiness of the primary.
     pub primary: Readiness,
-    /// Current routes, when the routing object exists and could be read.
+    /// Current routes, when the routing object exists and could be read. Used to put traffic
+    /// back on the primary before a new run if something left it elsewhere; the run's own
+    /// progress (weight, mirroring) is read from status, not from here.
     pub routes: Option<Routes>,
     /// Operational annotations present on the Canary.
     pub operations: Operations,
     /// The Canary has a deletion timestamp.
     pub deleting: bool,
-}
-
-impl Observed {
-    /// Whether traffic is currently mirrored to the canary.
-    pub fn mirrored(&self) -> bool {
-        self.routes.is_some_and(|r| r.mirrored)
-    }
 }

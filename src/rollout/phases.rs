@@ -262,6 +262,7 @@ fn reset_run(tick: &mut Tick<'_>) {
     tick.status.failed_checks = Some(0);
     tick.status.no_data_checks = Some(0);
     tick.status.analysis = None;
+    tick.status.mirrored = None;
     tick.set_phase(CanaryPhase::Progressing);
     tick.restart_wait(WaitReason::CanaryNotReady);
 }
@@ -308,7 +309,7 @@ fn progressing(tick: &mut Tick<'_>) {
     }
     let weight = tick.status.canary_weight.unwrap_or(0);
     let iterations = tick.status.iterations.unwrap_or(0);
-    let mirror_done = tick.spec.analysis.mirror == Some(true) && tick.observed.mirrored();
+    let mirror_done = tick.spec.analysis.mirror == Some(true) && tick.mirrored();
     let stage =
         if weight == 0 && iterations == 0 && !mirror_done { Stage::PreRollout } else { Stage::Analysis };
     let judged = tick.judge(stage);
@@ -389,7 +390,7 @@ fn halt_on_gate(tick: &mut Tick<'_>, gate: Gate) {
 /// Weighted canary: mirror once (if asked), then step the weight; at the maximum, promote.
 fn canary_step(tick: &mut Tick<'_>) {
     let weight = tick.status.canary_weight.unwrap_or(0);
-    let mirrored = tick.observed.mirrored();
+    let mirrored = tick.mirrored();
     let Some(next) = steps::next_weight(tick.spec, weight) else {
         return confirm_promotion(tick);
     };

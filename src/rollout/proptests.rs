@@ -375,4 +375,39 @@ proptest! {
         let plan = decide(&spec, &status, &world, &report, at(60));
         prop_assert!(!plan.effects.iter().any(|e| matches!(e, Effect::PromotePrimary { .. })), "{:?}", shapes(&plan));
     }
+
+    /// Liveness and exactly-once promotion: with ready workloads, open gates and passing checks,
+    /// every strategy reaches Succeeded, promoting exactly once, and then stays quiet.
+    #[test]
+    fn healthy_release_promotes_exactly_once(params in spec_params()) {
+        let spec = build_spec(&params);
+        let mut status = settled(CanaryPhase::Succeeded, "r1");
+        let world = observed("r2");
+        let mut promotions = 0;
+        let mut ticks = 0;
+        while status.phase != Some(CanaryPhase::Succeeded) || ticks == 0 {
+            ticks += 1;
+            prop_assert!(ticks < 250, "no promotion after {} ticks: {:?}", ticks, status.phase);
+            let asked = needs(&spec, &status, &world);
+            let mut report = report_for(&spec, asked, &TickParams {
+                new_revision: None,
+                canary: Readiness::Ready,
+                primary: Readiness::Ready,
+                metric: Verdict::Pass,
+                hook: Verdict::Pass,
+                gates: (Some(true), Some(true), Some(true)),
+                rollback: false,
+                ops: Operations::default(),
+                dt: 60,
+            });
+            report.rollback_requested = false;
+            let plan = decide(&spec, &status, &world, &report, at(ticks * 60));
+            promotions += plan.effects.iter().filter(|e| matches!(e, Effect::PromotePrimary { .. })).count();
+            status = plan.status;
+        }
+        prop_assert_eq!(promotions, 1);
+        prop_assert_eq!(status.last_promoted_spec.as_deref(), Some("r2"));
+        let quiet = decide(&spec, &status, &world, &AnalysisReport::default(), at(100_000));
+        prop_assert!(quiet.effects.is_empty());
+    }
 }

@@ -10,6 +10,7 @@ use crate::crd::status::{CanaryPhase, FailedRevision, GitOpsStatus, GitRevertSta
 use super::plan::{Effect, EventType, NotificationKind};
 use super::steps;
 use super::tick::Tick;
+use super::verdict;
 
 /// Why a run is rolled back.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,8 +145,16 @@ pub(crate) fn rollback(tick: &mut Tick<'_>, cause: Cause) {
     fields.insert("reason".to_string(), cause.reason().to_string());
     fields.insert("failedChecks".to_string(), tick.status.failed_checks.unwrap_or(0).to_string());
     fields.insert("threshold".to_string(), steps::threshold(tick.spec).to_string());
-    if !failed.is_empty() {
-        fields.insert("checks".to_string(), failed.join(", "));
+    let results: Vec<String> = tick
+        .status
+        .analysis
+        .iter()
+        .flatten()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(verdict::summary)
+        .collect();
+    if !results.is_empty() {
+        fields.insert("checks".to_string(), results.join("; "));
     }
     tick.notify_with(AlertSeverity::Error, NotificationKind::Rollback, text, fields);
 

@@ -700,6 +700,7 @@ fn canary_analysis() {
             "mirror: after mirroring, the first weight step",
             Scenario::running(Progressing, 0)
                 .spec(|s| analysis(s, json!({"mirror": true})))
+                .status(|s| s.mirrored = Some(true))
                 .observed(|o| o.routes = Some(Routes { primary: 100, canary: 0, mirrored: true })),
             Progressing,
             &["SetRoutes(90,10)", ADVANCE],
@@ -1046,6 +1047,14 @@ fn rollback_records_quarantine_and_revert_exactly_once() {
             vec![METRIC.to_string()]
         ))
     );
+    let fields = plan.effects.iter().find_map(|e| match e {
+        Effect::Notify { fields, .. } => Some(fields.clone()),
+        _ => None,
+    });
+    let fields = fields.expect("rollback alert");
+    assert_eq!(fields.get("checks").map(String::as_str), Some("request-success-rate failed"));
+    assert_eq!(fields.get("reason").map(String::as_str), Some("FailedChecksThresholdReached"));
+    assert_eq!(fields.get("revision").map(String::as_str), Some("r2"));
     let gitops = plan.status.gitops.clone().expect("revert recorded");
     assert_eq!((gitops.revision.as_str(), gitops.state), ("r2", GitRevertState::Pending));
     let failed = plan.status.failed_revisions.clone().expect("quarantined");

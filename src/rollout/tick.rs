@@ -132,8 +132,15 @@ impl<'a> Tick<'a> {
         self.emit(Effect::Notify { severity, kind, message, fields });
     }
 
+    /// Sets the routes and records whether traffic is mirrored.
     pub fn route(&mut self, primary: i32, canary: i32, mirrored: bool) {
         self.emit(Effect::SetRoutes { primary, canary, mirrored });
+        self.status.mirrored = mirrored.then_some(true);
+    }
+
+    /// Whether the last routes this run set mirror traffic to the canary.
+    pub fn mirrored(&self) -> bool {
+        self.status.mirrored == Some(true)
     }
 
     /// Records progress: the release is no longer waiting.

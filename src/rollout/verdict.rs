@@ -75,9 +75,14 @@ fn kind_label(kind: CheckKind) -> &'static str {
     }
 }
 
-/// One line describing a result, e.g. `metric error-rate = 7.2 outside [.., 5]: …`.
+/// One line describing a result, e.g. `metric error-rate = 7.2 (accepted [.., 5]) failed`.
 pub(crate) fn describe(kind: CheckKind, result: &MetricResult) -> String {
-    let mut text = format!("{} {}", kind_label(kind), result.name);
+    format!("{} {}", kind_label(kind), summary(result))
+}
+
+/// A result in words without its kind, e.g. `error-rate = 7.2 (accepted [.., 5]) failed`.
+pub(crate) fn summary(result: &MetricResult) -> String {
+    let mut text = result.name.clone();
     if let Some(value) = result.value {
         text.push_str(&format!(" = {value}"));
         if result.threshold_min.is_some() || result.threshold_max.is_some() {

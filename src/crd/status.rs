@@ -188,6 +188,14 @@ pub enum WaitReason {
 }
 
 impl WaitReason {
+    /// Whether this is a closed confirm gate (a wait on a human or an external system).
+    pub fn is_gate(self) -> bool {
+        matches!(
+            self,
+            WaitReason::ConfirmRollout | WaitReason::ConfirmTrafficIncrease | WaitReason::ConfirmPromotion
+        )
+    }
+
     /// The reason as a condition/Event reason string.
     pub fn as_str(self) -> &'static str {
         match self {

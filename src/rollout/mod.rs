@@ -21,8 +21,10 @@
 //!   no progress and why (canary or primary not ready, a closed gate, no data). When
 //!   `progressDeadlineSeconds` passes, the run fails with a reason naming the wait. This covers
 //!   `confirm-rollout` (Flagger waits forever, #738) and `confirm-promotion`: raise the deadline
-//!   for long manual approvals. Failed checks do not start or stop a wait; they have their own
-//!   budget (`threshold`).
+//!   for long manual approvals. Workload and no-data waits share one clock since the last
+//!   progress (alternating between them cannot stall a release forever); a gate found closed
+//!   gets the full deadline from that moment. Failed checks do not start or stop a wait; they
+//!   have their own budget (`threshold`).
 //! - **No data.** Per metric `onNoData`: `fail` counts a failed check; `pass-with-warning`
 //!   passes with a Warning Event; `hold` (default) does not advance, increments
 //!   `status.noDataChecks` and waits: its budget is the progress deadline, after which the run
@@ -74,7 +76,8 @@ mod testkit;
 mod tests;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+/// The clock type of [`decide`]: `jiff::Timestamp`, which k8s-openapi's `Time` wraps.
+pub use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::canary::CanarySpec;
 use crate::crd::status::CanaryStatus;

@@ -626,6 +626,16 @@ fn canary_analysis() {
             &["SetRoutes(80,20)", ADVANCE],
         ),
         row(
+            "a gate found closed late gets its own full deadline",
+            Scenario::running(Progressing, 10)
+                .spec(|s| hooks(s, &["confirm-traffic-increase"]))
+                .status(waiting(WaitReason::CanaryNotReady, 0))
+                .at(900),
+            Progressing,
+            WAIT_APPROVAL,
+        )
+        .weight(10),
+        row(
             "confirm-traffic-increase closed past the deadline -> Failed, no quarantine",
             Scenario::running(Progressing, 10)
                 .spec(|s| hooks(s, &["confirm-traffic-increase"]))

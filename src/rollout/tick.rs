@@ -154,16 +154,22 @@ impl<'a> Tick<'a> {
     }
 
     /// The tick halts because of `reason`: start the wait or continue it, and say whether the
-    /// progress deadline has passed.
+    /// progress deadline has passed. Workload and no-data waits share one clock since the last
+    /// progress, so alternating between them cannot stall a release forever; a gate found
+    /// closed gets the full deadline from that moment.
     pub fn wait(&mut self, reason: WaitReason) -> Wait {
         let deadline = steps::progress_deadline(self.spec);
+        let now = self.now.clone();
         match &mut self.status.waiting {
             None => {
-                self.status.waiting = Some(ProgressWait { reason, since: self.now.clone() });
+                self.status.waiting = Some(ProgressWait { reason, since: now });
                 Wait { changed: true, expired: false }
             }
             Some(wait) => {
                 let changed = wait.reason != reason;
+                if changed && reason.is_gate() {
+                    wait.since = now;
+                }
                 wait.reason = reason;
                 let elapsed = self.now.0.as_second() - wait.since.0.as_second();
                 Wait { changed, expired: elapsed > deadline }

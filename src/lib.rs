@@ -10,6 +10,7 @@ pub mod crd;
 pub mod manifest;
 pub mod notify;
 pub mod ops;
+pub mod rollout;
 pub mod router;
 pub mod telemetry;
 pub mod workload;

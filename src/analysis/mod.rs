@@ -5,5 +5,6 @@ pub mod builtin;
 pub mod comparative;
 pub mod prometheus;
 pub mod provider;
+pub mod run;
 pub mod template;
 pub mod verdict;

@@ -424,9 +424,8 @@ mod tests {
 
     #[test]
     fn classify_table() {
-        let two = |a: &str, b: &str| {
-            format!("{}---\n{}", deployment("podinfo", a), deployment("frontend", b))
-        };
+        let two =
+            |a: &str, b: &str| format!("{}---\n{}", deployment("podinfo", a), deployment("frontend", b));
         let kust = |ours: &str, theirs: &str| {
             format!(
                 "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deploy.yaml\n\

@@ -171,7 +171,9 @@ pub fn scan(repo: &Repository, input: &ScanInput<'_>) -> Result<Scan, HistoryErr
             Err(_) => {
                 // Reached the root commit.
                 if !passed_live {
-                    return Err(HistoryError::LiveNotOnBranch(input.live.map(|l| l.to_string()).unwrap_or_default()));
+                    return Err(HistoryError::LiveNotOnBranch(
+                        input.live.map(|l| l.to_string()).unwrap_or_default(),
+                    ));
                 }
                 if let Some(base) = input.base {
                     return Err(HistoryError::BaseNotFound(base.to_string()));

@@ -318,10 +318,14 @@ impl Git2Reverter {
 #[async_trait]
 impl GitReverter for Git2Reverter {
     async fn revert(&self, request: RevertRequest) -> Result<RevertOutcome, GitOpsError> {
-        let span = tracing::info_span!("git_revert", canary = %request.canary, url = %request.source.url);
-        let _entered = span.enter();
-        tracing::info!(branch = %request.source.branch, revision = %request.failed.revision, "reverting in git");
-        drop(_entered);
+        tracing::info!(
+            canary = %request.canary,
+            url = %request.source.url,
+            branch = %request.source.branch,
+            revision = %request.failed.revision,
+            mode = ?request.mode,
+            "reverting the failed release in git"
+        );
         let config = self.config.clone();
         let lock = self.lock_for(&request.source.url);
         let req = request.clone();
@@ -358,7 +362,11 @@ mod tests {
 
     #[test]
     fn outcomes_map_onto_status() {
-        let pushed = RevertOutcome::Pushed { sha: "b".into(), reverted: vec!["a".into()], kind: Some(CommitKind::Revert) };
+        let pushed = RevertOutcome::Pushed {
+            sha: "b".into(),
+            reverted: vec!["a".into()],
+            kind: Some(CommitKind::Revert),
+        };
         let s = pushed.to_status("rev1");
         assert_eq!((s.state, s.revert_commit.as_deref()), (GitRevertState::Pushed, Some("b")));
         let failed = RevertOutcome::Failed { commit_to_revert: "a".into(), why: "conflict".into() };
@@ -366,7 +374,12 @@ mod tests {
         assert_eq!(s.state, GitRevertState::Failed);
         assert_eq!(s.reverted_commits, Some(vec!["a".to_string()]));
         assert_eq!(s.message.as_deref(), Some("revert a by hand: conflict"));
-        let pr = RevertOutcome::PullRequest { url: Some("u".into()), branch: "b".into(), sha: "c".into(), reverted: vec![] };
+        let pr = RevertOutcome::PullRequest {
+            url: Some("u".into()),
+            branch: "b".into(),
+            sha: "c".into(),
+            reverted: vec![],
+        };
         assert_eq!(pr.to_status("r").pull_request_url.as_deref(), Some("u"));
         assert_eq!(RevertOutcome::NotNeeded { why: "x".into() }.state(), GitRevertState::NotNeeded);
     }

@@ -111,7 +111,8 @@ async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<(u16, Value
     let response = request.send().await.map_err(|e| PullRequestError::Http { url: url.into(), source: e })?;
     let status = response.status().as_u16();
     let bytes = response.bytes().await.map_err(|e| PullRequestError::Http { url: url.into(), source: e })?;
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok((status, body))
 }
 
@@ -170,7 +171,8 @@ pub async fn open(
             }
         }
         PullRequestApi::GitLab { api_url, project, token } => {
-            let url = format!("{}/projects/{}/merge_requests", api_url.trim_end_matches('/'), encode(project));
+            let url =
+                format!("{}/projects/{}/merge_requests", api_url.trim_end_matches('/'), encode(project));
             let payload = json!({"source_branch": branch, "target_branch": base, "title": title, "description": body, "remove_source_branch": true});
             let request = client
                 .post(&url)
@@ -186,7 +188,8 @@ pub async fn open(
                     .ok_or_else(|| unexpected(&url, status, &reply)),
                 409 => {
                     let list = format!("{url}?source_branch={}&state=opened", encode(branch));
-                    let (status, reply) = send(client.get(&list).header("PRIVATE-TOKEN", token), &list).await?;
+                    let (status, reply) =
+                        send(client.get(&list).header("PRIVATE-TOKEN", token), &list).await?;
                     first_url(&list, status, &reply, "web_url")
                 }
                 _ => Err(unexpected(&url, status, &reply)),
@@ -202,7 +205,9 @@ mod tests {
     #[test]
     fn apis_from_clone_urls() {
         let gh = PullRequestApi::from_clone_url("https://github.com/acme/fleet.git", "t").expect("github");
-        assert!(matches!(gh, PullRequestApi::GitHub { ref owner, ref repo, .. } if owner == "acme" && repo == "fleet"));
+        assert!(
+            matches!(gh, PullRequestApi::GitHub { ref owner, ref repo, .. } if owner == "acme" && repo == "fleet")
+        );
         let gh = PullRequestApi::from_clone_url("git@github.com:acme/fleet.git", "t").expect("ssh github");
         assert!(matches!(gh, PullRequestApi::GitHub { ref repo, .. } if repo == "fleet"));
         let gl = PullRequestApi::from_clone_url("https://gitlab.com/group/sub/fleet", "t").expect("gitlab");

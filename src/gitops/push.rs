@@ -21,7 +21,7 @@ use git2::{
 };
 
 use super::{
-    GitOpsError, ReverterConfig, RevertOutcome, RevertRequest,
+    GitOpsError, RevertOutcome, RevertRequest, ReverterConfig,
     revert::{Built, Plan, plan},
 };
 use crate::crd::canary::GitMode;
@@ -142,7 +142,9 @@ pub fn callbacks(credentials: &Credentials) -> RemoteCallbacks<'_> {
             return Err(git2::Error::from_str("authentication failed (credentials rejected)"));
         }
         match credentials {
-            Credentials::Basic { username, password } if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {
+            Credentials::Basic { username, password }
+                if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) =>
+            {
                 Cred::userpass_plaintext(username, password)
             }
             Credentials::Token { token } if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {
@@ -181,17 +183,26 @@ fn remote_tracking(branch: &str) -> String {
 }
 
 /// Fetches `branches` (no tags) into `refs/remotes/origin/*`; returns the tip of the first.
-pub fn fetch(repo: &Repository, url: &str, branches: &[&str], credentials: &Credentials) -> Result<Oid, PushError> {
+pub fn fetch(
+    repo: &Repository,
+    url: &str,
+    branches: &[&str],
+    credentials: &Credentials,
+) -> Result<Oid, PushError> {
     let main = branches.first().copied().unwrap_or("main");
-    let mut remote = repo.remote_anonymous(url).map_err(|e| PushError::Fetch { branch: main.into(), source: e })?;
+    let mut remote =
+        repo.remote_anonymous(url).map_err(|e| PushError::Fetch { branch: main.into(), source: e })?;
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks(credentials));
     options.download_tags(AutotagOption::None);
     options.update_fetchhead(false);
     let refspecs: Vec<String> =
         branches.iter().map(|b| format!("+refs/heads/{b}:{}", remote_tracking(b))).collect();
-    remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| PushError::Fetch { branch: main.into(), source: e })?;
-    let tip = repo.refname_to_id(&remote_tracking(main)).map_err(|_| PushError::NoBranch(main.to_string()))?;
+    remote
+        .fetch(&refspecs, Some(&mut options), None)
+        .map_err(|e| PushError::Fetch { branch: main.into(), source: e })?;
+    let tip =
+        repo.refname_to_id(&remote_tracking(main)).map_err(|_| PushError::NoBranch(main.to_string()))?;
     Ok(tip)
 }
 
@@ -199,7 +210,8 @@ pub fn fetch(repo: &Repository, url: &str, branches: &[&str], credentials: &Cred
 pub fn default_branch(repo: &Repository, url: &str, credentials: &Credentials) -> Result<String, PushError> {
     let err = |e| PushError::Fetch { branch: "HEAD".into(), source: e };
     let mut remote = repo.remote_anonymous(url).map_err(err)?;
-    let connection = remote.connect_auth(git2::Direction::Fetch, Some(callbacks(credentials)), None).map_err(err)?;
+    let connection =
+        remote.connect_auth(git2::Direction::Fetch, Some(callbacks(credentials)), None).map_err(err)?;
     let name = connection.default_branch().map_err(err)?;
     let name = name.as_str().unwrap_or("refs/heads/main");
     Ok(name.strip_prefix("refs/heads/").unwrap_or(name).to_string())
@@ -268,9 +280,8 @@ fn repo_dir(config: &ReverterConfig, url: &str) -> Result<(PathBuf, Option<tempf
             Ok((dir.join(name), None))
         }
         None => {
-            let tmp = tempfile::Builder::new().prefix("serin-git-").tempdir().map_err(|e| PushError::Local {
-                path: std::env::temp_dir(),
-                source: git2::Error::from_str(&e.to_string()),
+            let tmp = tempfile::Builder::new().prefix("serin-git-").tempdir().map_err(|e| {
+                PushError::Local { path: std::env::temp_dir(), source: git2::Error::from_str(&e.to_string()) }
             })?;
             Ok((tmp.path().to_path_buf(), Some(tmp)))
         }
@@ -282,8 +293,10 @@ fn open_or_init(path: &Path) -> Result<Repository, PushError> {
     if path.join("HEAD").exists() {
         Repository::open_bare(path).map_err(local)
     } else {
-        std::fs::create_dir_all(path)
-            .map_err(|e| PushError::Local { path: path.to_path_buf(), source: git2::Error::from_str(&e.to_string()) })?;
+        std::fs::create_dir_all(path).map_err(|e| PushError::Local {
+            path: path.to_path_buf(),
+            source: git2::Error::from_str(&e.to_string()),
+        })?;
         Repository::init_bare(path).map_err(local)
     }
 }
@@ -291,7 +304,9 @@ fn open_or_init(path: &Path) -> Result<Repository, PushError> {
 /// Name of the pull-request branch for a failure.
 pub fn pull_request_branch(req: &RevertRequest) -> String {
     let rev: String = req.failed.revision.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>()
+    };
     format!("serin/revert-{}-{}-{rev}", clean(&req.canary.namespace), clean(&req.canary.name))
 }
 
@@ -344,9 +359,11 @@ pub fn run_blocking(req: &RevertRequest, config: &ReverterConfig) -> Result<Reve
 
 fn outcome_for(req: &RevertRequest, built: Built, pr_branch: &str) -> RevertOutcome {
     match req.mode {
-        GitMode::Push => {
-            RevertOutcome::Pushed { sha: built.oid.to_string(), reverted: built.reverted, kind: Some(built.kind) }
-        }
+        GitMode::Push => RevertOutcome::Pushed {
+            sha: built.oid.to_string(),
+            reverted: built.reverted,
+            kind: Some(built.kind),
+        },
         GitMode::PullRequest => RevertOutcome::PullRequest {
             url: None,
             branch: pr_branch.to_string(),
@@ -357,13 +374,19 @@ fn outcome_for(req: &RevertRequest, built: Built, pr_branch: &str) -> RevertOutc
 }
 
 /// A pull-request branch Serin already pushed for this failure (restart in the middle).
-fn existing_pull_request_branch(repo: &Repository, pr_branch: &str, req: &RevertRequest) -> Option<RevertOutcome> {
+fn existing_pull_request_branch(
+    repo: &Repository,
+    pr_branch: &str,
+    req: &RevertRequest,
+) -> Option<RevertOutcome> {
     let tip = repo.refname_to_id(&remote_tracking(pr_branch)).ok()?;
     let commit = repo.find_commit(tip).ok()?;
     let trailers = super::revert::parse_trailers(commit.message().unwrap_or_default());
     let has = |k: &str, v: &str| trailers.iter().any(|(key, value)| key == k && value == v);
     let canary = req.canary.to_string();
-    if !has(super::revert::TRAILER_CANARY, &canary) || !has(super::revert::TRAILER_REVISION, &req.failed.revision) {
+    if !has(super::revert::TRAILER_CANARY, &canary)
+        || !has(super::revert::TRAILER_REVISION, &req.failed.revision)
+    {
         return None;
     }
     let reverted = trailers
@@ -371,7 +394,12 @@ fn existing_pull_request_branch(repo: &Repository, pr_branch: &str, req: &Revert
         .filter(|(k, _)| k == super::revert::TRAILER_REVERTS)
         .map(|(_, v)| v.clone())
         .collect();
-    Some(RevertOutcome::PullRequest { url: None, branch: pr_branch.to_string(), sha: tip.to_string(), reverted })
+    Some(RevertOutcome::PullRequest {
+        url: None,
+        branch: pr_branch.to_string(),
+        sha: tip.to_string(),
+        reverted,
+    })
 }
 
 #[cfg(test)]
@@ -382,7 +410,8 @@ mod tests {
     fn known_hosts_matching() {
         let key = b"0123456789";
         let b64 = base64::engine::general_purpose::STANDARD.encode(key);
-        let kh = format!("# comment\ngithub.com,140.82.112.3 ssh-ed25519 {b64}\n[git.local]:2222 ssh-rsa {b64}\n");
+        let kh =
+            format!("# comment\ngithub.com,140.82.112.3 ssh-ed25519 {b64}\n[git.local]:2222 ssh-rsa {b64}\n");
         assert!(known_host_matches(&kh, "github.com", "ssh-ed25519", key));
         assert!(known_host_matches(&kh, "140.82.112.3", "ssh-ed25519", key));
         assert!(known_host_matches(&kh, "git.local", "ssh-rsa", key));

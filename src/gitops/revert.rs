@@ -73,7 +73,11 @@ pub struct MessageContext {
 fn one_line(s: &str) -> String {
     let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let trimmed = flat.trim();
-    if trimmed.chars().count() > 200 { trimmed.chars().take(200).collect::<String>() + "…" } else { trimmed.into() }
+    if trimmed.chars().count() > 200 {
+        trimmed.chars().take(200).collect::<String>() + "…"
+    } else {
+        trimmed.into()
+    }
 }
 
 fn trailers(action: &str, reverted: &[CommitInfo], ctx: &MessageContext) -> String {
@@ -105,11 +109,7 @@ pub fn revert_message(reverted: &[CommitInfo], ctx: &MessageContext) -> String {
             m
         }
     };
-    msg += &format!(
-        "\nSerin rolled back canary {}: {}\n\n",
-        one_line(&ctx.canary),
-        one_line(&ctx.reason)
-    );
+    msg += &format!("\nSerin rolled back canary {}: {}\n\n", one_line(&ctx.canary), one_line(&ctx.reason));
     msg + &trailers("revert", reverted, ctx)
 }
 
@@ -118,15 +118,15 @@ pub fn revert_message(reverted: &[CommitInfo], ctx: &MessageContext) -> String {
 pub fn restore_message(reverted: &[CommitInfo], files: &[String], why: &str, ctx: &MessageContext) -> String {
     let mut msg = format!("Restore {} to its last promoted version\n\n", one_line(&ctx.canary));
     for c in reverted {
-        msg += &format!("Undoes the change of commit {} (\"{}\") to this workload only.\n", c.sha, one_line(&c.subject));
+        msg += &format!(
+            "Undoes the change of commit {} (\"{}\") to this workload only.\n",
+            c.sha,
+            one_line(&c.subject)
+        );
     }
     msg += &format!("A plain revert was not possible: {}.\n", one_line(why));
     msg += &format!("Files restored: {}.\n", files.join(", "));
-    msg += &format!(
-        "\nSerin rolled back canary {}: {}\n\n",
-        one_line(&ctx.canary),
-        one_line(&ctx.reason)
-    );
+    msg += &format!("\nSerin rolled back canary {}: {}\n\n", one_line(&ctx.canary), one_line(&ctx.reason));
     msg + &trailers("restore", reverted, ctx)
 }
 
@@ -165,7 +165,12 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// Collects scalar differences; `Err` when the shapes differ.
-fn scalar_diffs(base: &Value, head: &Value, key: Option<&str>, out: &mut Vec<ScalarDiff>) -> Result<(), String> {
+fn scalar_diffs(
+    base: &Value,
+    head: &Value,
+    key: Option<&str>,
+    out: &mut Vec<ScalarDiff>,
+) -> Result<(), String> {
     match (base, head) {
         (Value::Object(b), Value::Object(h)) => {
             if b.len() != h.len() || b.keys().any(|k| !h.contains_key(k)) {
@@ -248,7 +253,11 @@ fn render_scalar(wanted: &Value, quote: Option<char>) -> Option<String> {
 }
 
 /// Lines of the list entry anchored by `name: <anchor>` inside `range`.
-fn entry_range(lines: &[String], range: std::ops::Range<usize>, anchor: &str) -> Option<std::ops::Range<usize>> {
+fn entry_range(
+    lines: &[String],
+    range: std::ops::Range<usize>,
+    anchor: &str,
+) -> Option<std::ops::Range<usize>> {
     let anchor_line =
         range.clone().find(|&i| parse_key_line(&lines[i], "name").is_some_and(|k| k.value == anchor))?;
     let start = (range.start..=anchor_line).rev().find(|&i| lines[i].trim_start().starts_with("- "))?;
@@ -268,7 +277,12 @@ fn unrestorable(path: &str, unit: &str, why: impl Into<String>) -> RestoreError 
 }
 
 /// Tries targeted scalar edits for one unit; returns `Err(why)` when they cannot be made.
-fn edit_scalars(lines: &mut [String], range: std::ops::Range<usize>, base: &OwnedUnit, head: &OwnedUnit) -> Result<(), String> {
+fn edit_scalars(
+    lines: &mut [String],
+    range: std::ops::Range<usize>,
+    base: &OwnedUnit,
+    head: &OwnedUnit,
+) -> Result<(), String> {
     let mut diffs = Vec::new();
     scalar_diffs(&base.value, &head.value, None, &mut diffs)?;
     let region = match &head.anchor {
@@ -288,7 +302,12 @@ fn edit_scalars(lines: &mut [String], range: std::ops::Range<usize>, base: &Owne
             .filter(|&i| parse_key_line(&lines[i], &diff.key).is_some_and(|k| k.value == diff.current))
             .collect();
         if hits.len() != count {
-            return Err(format!("found {} lines `{}: {}`, expected {count}", hits.len(), diff.key, diff.current));
+            return Err(format!(
+                "found {} lines `{}: {}`, expected {count}",
+                hits.len(),
+                diff.key,
+                diff.current
+            ));
         }
         for i in hits {
             let line = lines[i].clone();
@@ -350,7 +369,13 @@ pub fn restore_text(
     Ok(Some(text))
 }
 
-fn verify(path: &str, text: &str, head: &ParsedFile, base: &ParsedFile, w: &WorkloadId) -> Result<(), RestoreError> {
+fn verify(
+    path: &str,
+    text: &str,
+    head: &ParsedFile,
+    base: &ParsedFile,
+    w: &WorkloadId,
+) -> Result<(), RestoreError> {
     let new = parse_file(path, text, w);
     if new.owned_values() != base.owned_values() {
         return Err(unrestorable(path, "workload", "the edited file does not match the promoted values"));
@@ -543,7 +568,8 @@ pub fn plan(repo: &Repository, head: Oid, req: &RevertRequest, limit: usize) -> 
         }
         Err(e) => {
             let others: Vec<String> = found.to_revert.iter().skip(1).map(|c| c.oid.to_string()).collect();
-            let also = if others.is_empty() { String::new() } else { format!(" (and {})", others.join(", ")) };
+            let also =
+                if others.is_empty() { String::new() } else { format!(" (and {})", others.join(", ")) };
             return Ok(Plan::Done(RevertOutcome::Failed {
                 commit_to_revert: newest.oid.to_string(),
                 why: format!("{why_restore}, and a restore is impossible: {e}{also}"),
@@ -552,8 +578,9 @@ pub fn plan(repo: &Repository, head: Oid, req: &RevertRequest, limit: usize) -> 
     };
     let message = restore_message(&infos(&found.to_revert), &restored.1, &why_restore, &ctx);
     let tree = repo.find_tree(restored.0).map_err(git("reading the restore tree"))?;
-    let oid =
-        repo.commit(None, &author, &author, &message, &tree, &[&head_commit]).map_err(git("committing the restore"))?;
+    let oid = repo
+        .commit(None, &author, &author, &message, &tree, &[&head_commit])
+        .map_err(git("committing the restore"))?;
     Ok(Plan::Commit(Built {
         oid,
         kind: CommitKind::Restore,
@@ -630,6 +657,9 @@ fn entry_for(path: &str, mode: u32, size: usize) -> IndexEntry {
     }
 }
 
+/// A restored tree and the files edited.
+type Restored = (Oid, Vec<String>);
+
 /// The head tree with the workload's units of `files` restored from `base`; `Ok(Ok(None))`
 /// when nothing differs; the new tree and the files edited otherwise.
 fn restore_tree(
@@ -638,7 +668,7 @@ fn restore_tree(
     base: &Commit<'_>,
     files: &[String],
     w: &WorkloadId,
-) -> Result<Result<Option<(Oid, Vec<String>)>, RestoreError>, GitOpsError> {
+) -> Result<Result<Option<Restored>, RestoreError>, GitOpsError> {
     let head_tree = head.tree().map_err(git("reading the head tree"))?;
     let base_tree = base.tree().map_err(git("reading the promoted tree"))?;
     let mut index = Index::new().map_err(git("index"))?;
@@ -651,9 +681,10 @@ fn restore_tree(
             (Some(h), Some(b)) => match restore_text(path, &h, &b, w) {
                 Ok(Some(text)) => {
                     let mode = index.get_path(std::path::Path::new(path), 0).map_or(0o100644, |e| e.mode);
-                    index
-                        .add_frombuffer(&entry_for(path, mode, text.len()), text.as_bytes())
-                        .map_err(git("writing a restored file"))?;
+                    let blob = repo.blob(text.as_bytes()).map_err(git("writing a restored file"))?;
+                    let mut entry = entry_for(path, mode, text.len());
+                    entry.id = blob;
+                    index.add(&entry).map_err(git("staging a restored file"))?;
                     edited.push(path.clone());
                 }
                 Ok(None) => {}
@@ -668,13 +699,21 @@ fn restore_tree(
                         _ => false,
                     };
                 if !only_ours {
-                    return Ok(Err(unrestorable(path, "file", "added after the last promotion with other content")));
+                    return Ok(Err(unrestorable(
+                        path,
+                        "file",
+                        "added after the last promotion with other content",
+                    )));
                 }
                 index.remove_path(std::path::Path::new(path)).map_err(git("removing a file"))?;
                 edited.push(path.clone());
             }
             (None, Some(_)) => {
-                let parsed = parse_file(path, &text_at(repo, &base_tree, path).map_err(git("reading"))?.unwrap_or_default(), w);
+                let parsed = parse_file(
+                    path,
+                    &text_at(repo, &base_tree, path).map_err(git("reading"))?.unwrap_or_default(),
+                    w,
+                );
                 if !parsed.owned.is_empty() {
                     return Ok(Err(unrestorable(path, "file", "deleted since the last promotion")));
                 }
@@ -714,7 +753,8 @@ mod tests {
 
     #[test]
     fn revert_message_has_subject_reason_and_trailers() {
-        let msg = revert_message(&[CommitInfo { sha: "a".repeat(40), subject: "bump podinfo".into() }], &ctx());
+        let msg =
+            revert_message(&[CommitInfo { sha: "a".repeat(40), subject: "bump podinfo".into() }], &ctx());
         assert!(msg.starts_with("Revert \"bump podinfo\"\n\nThis reverts commit aaaa"));
         assert!(msg.contains("request-success-rate 91% < 99% more"));
         let t = parse_trailers(&msg);
@@ -741,13 +781,19 @@ mod tests {
     #[test]
     fn restore_kustomize_new_tag_in_the_right_entry() {
         let k = |ours: &str, theirs: &str| {
-            format!("images:\n  - name: ghcr.io/acme/frontend-x\n    newTag: \"{theirs}\"\n  - name: ghcr.io/acme/podinfo\n    newTag: \"{ours}\" # prod\n  - name: other\n    newTag: \"{ours}\"\n")
+            format!(
+                "images:\n  - name: ghcr.io/acme/frontend-x\n    newTag: \"{theirs}\"\n  - name: ghcr.io/acme/podinfo\n    newTag: \"{ours}\" # prod\n  - name: other\n    newTag: \"{ours}\"\n"
+            )
         };
         let mut w = w();
         w.images = vec!["ghcr.io/acme/podinfo".into()];
         let head = k("2.0.0", "2.0.0");
-        let out = restore_text("kustomization.yaml", &head, &k("1.0.0", "1.5.0"), &w).expect("ok").expect("some");
-        assert_eq!(out, k("1.0.0", "2.0.0").replace("other\n    newTag: \"1.0.0\"", "other\n    newTag: \"2.0.0\""));
+        let out =
+            restore_text("kustomization.yaml", &head, &k("1.0.0", "1.5.0"), &w).expect("ok").expect("some");
+        assert_eq!(
+            out,
+            k("1.0.0", "2.0.0").replace("other\n    newTag: \"1.0.0\"", "other\n    newTag: \"2.0.0\"")
+        );
     }
 
     #[test]

@@ -233,14 +233,16 @@ fn is_sha(s: &str) -> bool {
 /// The source of a Flux-applied target, from its Kustomization and GitRepository.
 pub fn from_flux(kustomization: &Value, git_repository: &Value) -> Result<ResolvedSource, SourceError> {
     let repo_name = describe("GitRepository", git_repository);
-    let url = str_at(git_repository, &["spec", "url"]).ok_or_else(|| missing(repo_name.clone(), "spec.url"))?;
+    let url =
+        str_at(git_repository, &["spec", "url"]).ok_or_else(|| missing(repo_name.clone(), "spec.url"))?;
     let reference = git_repository.get("spec").and_then(|s| s.get("ref"));
     let branch = match reference {
         Some(r) if str_at(r, &["branch"]).is_some() => str_at(r, &["branch"]).unwrap_or(DEFAULT_BRANCH),
         Some(r) if r.get("tag").is_some() || r.get("semver").is_some() || r.get("commit").is_some() => {
             return Err(SourceError::Unsupported {
                 object: repo_name,
-                why: "spec.ref follows a tag, semver range or commit, not a branch; nothing to push to".into(),
+                why: "spec.ref follows a tag, semver range or commit, not a branch; nothing to push to"
+                    .into(),
             });
         }
         Some(r) if str_at(r, &["name"]).is_some_and(|n| n.starts_with("refs/heads/")) => {
@@ -324,13 +326,22 @@ pub fn git_repository_resource() -> ApiResource {
 
 /// `ApiResource` of Argo CD Applications (`argoproj.io/v1alpha1`).
 pub fn application_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"), "applications")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
 }
 
-async fn get_json(client: &Client, ar: &ApiResource, namespace: &str, name: &str) -> Result<Value, SourceError> {
+async fn get_json(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, SourceError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
     let object = format!("{} {namespace}/{name}", ar.kind);
-    let obj = api.get(name).await.map_err(|e| SourceError::Api { object: object.clone(), source: Box::new(e) })?;
+    let obj =
+        api.get(name).await.map_err(|e| SourceError::Api { object: object.clone(), source: Box::new(e) })?;
     serde_json::to_value(&obj).map_err(|e| SourceError::Unsupported { object, why: e.to_string() })
 }
 
@@ -368,7 +379,8 @@ pub async fn resolve(
         resolved.path = Some(path.clone());
     }
     if let Some(secret) = &spec.secret_ref {
-        resolved.secret = Some(SecretRef { namespace: canary_namespace.to_string(), name: secret.name.clone() });
+        resolved.secret =
+            Some(SecretRef { namespace: canary_namespace.to_string(), name: secret.name.clone() });
     }
     Ok(resolved)
 }
@@ -392,7 +404,8 @@ mod tests {
 
     #[test]
     fn explicit_table() {
-        let ok = explicit(&source(None, Some("https://git.example/r.git")), "apps").expect("ok").expect("some");
+        let ok =
+            explicit(&source(None, Some("https://git.example/r.git")), "apps").expect("ok").expect("some");
         assert_eq!(ok.branch, "main");
         assert_eq!(ok.secret, Some(SecretRef { namespace: "apps".into(), name: "git".into() }));
         assert!(explicit(&source(Some(true), None), "apps").expect("ok").is_none());
@@ -446,8 +459,14 @@ mod tests {
 
     #[test]
     fn flux_table() {
-        assert_eq!(flux_source_ref(&kustomization("GitRepository")).expect("ref"), ("flux-system".into(), "fleet".into()));
-        assert!(matches!(flux_source_ref(&kustomization("OCIRepository")), Err(SourceError::Unsupported { .. })));
+        assert_eq!(
+            flux_source_ref(&kustomization("GitRepository")).expect("ref"),
+            ("flux-system".into(), "fleet".into())
+        );
+        assert!(matches!(
+            flux_source_ref(&kustomization("OCIRepository")),
+            Err(SourceError::Unsupported { .. })
+        ));
         let no_ref = json!({"metadata": {"name": "apps", "namespace": "f"}, "spec": {}});
         let err = flux_source_ref(&no_ref).expect_err("missing").to_string();
         assert_eq!(err, "Kustomization f/apps: missing spec.sourceRef.kind");
@@ -461,10 +480,16 @@ mod tests {
         assert_eq!(got.branch, "prod");
         assert_eq!(got.path.as_deref(), Some("clusters/prod/apps"));
         assert_eq!(got.live_commit.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
-        assert_eq!(got.secret, Some(SecretRef { namespace: "flux-system".into(), name: "deploy-key".into() }));
+        assert_eq!(
+            got.secret,
+            Some(SecretRef { namespace: "flux-system".into(), name: "deploy-key".into() })
+        );
 
         let tag = json!({"metadata": {"name": "fleet", "namespace": "f"}, "spec": {"url": "u", "ref": {"tag": "v1"}}});
-        assert!(matches!(from_flux(&kustomization("GitRepository"), &tag), Err(SourceError::Unsupported { .. })));
+        assert!(matches!(
+            from_flux(&kustomization("GitRepository"), &tag),
+            Err(SourceError::Unsupported { .. })
+        ));
         let no_url = json!({"metadata": {"name": "fleet", "namespace": "f"}, "spec": {}});
         assert_eq!(
             from_flux(&kustomization("GitRepository"), &no_url).expect_err("no url").to_string(),

@@ -546,3 +546,201 @@ async fn pull_request_mode_pushes_a_branch_and_opens_one_pull_request() {
     assert!(rec.requests[2].2.contains("head=acme%3Aserin%2Frevert-apps-podinfo"), "{}", rec.requests[2].2);
     server.abort();
 }
+
+/// `git http-backend` (CGI) behind a tiny axum server that demands HTTP basic auth with a token,
+/// as GitHub/GitLab do for `x-access-token:<token>`.
+async fn http_git_server(
+    base: &Path,
+    token: &str,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use axum::{
+        Router,
+        body::{Body, Bytes},
+        extract::State,
+        http::{HeaderMap, Method, StatusCode, Uri},
+        response::Response,
+    };
+    use base64::Engine;
+
+    #[derive(Clone)]
+    struct St {
+        base: std::path::PathBuf,
+        expected: String,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+    async fn handle(
+        State(st): State<St>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        st.seen.lock().expect("lock").push(format!("{method} {} auth={}", uri.path(), auth == st.expected));
+        if auth != st.expected {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Basic realm=\"git\"")
+                .body(Body::empty())
+                .expect("response");
+        }
+        let content_type =
+            headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let output = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new("git")
+                .arg("http-backend")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_PROJECT_ROOT", &st.base)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .env("REMOTE_USER", "x-access-token")
+                .env("REMOTE_ADDR", "127.0.0.1")
+                .env("REQUEST_METHOD", method.as_str())
+                .env("PATH_INFO", uri.path())
+                .env("QUERY_STRING", uri.query().unwrap_or_default())
+                .env("CONTENT_TYPE", content_type)
+                .env("CONTENT_LENGTH", body.len().to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("http-backend");
+            child.stdin.take().expect("stdin").write_all(&body).expect("body");
+            child.wait_with_output().expect("output").stdout
+        })
+        .await
+        .expect("cgi");
+        let split = output.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+        let split = split.or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+        let (head_end, sep) = split.expect("CGI headers");
+        let mut response = Response::builder();
+        for line in String::from_utf8_lossy(&output[..head_end]).lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("status") {
+                    let code: u16 = v.trim()[..3].parse().expect("status");
+                    response = response.status(code);
+                } else {
+                    response = response.header(k.trim(), v.trim());
+                }
+            }
+        }
+        response.body(Body::from(output[head_end + sep..].to_vec())).expect("response")
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    );
+    let st = St { base: base.to_path_buf(), expected, seen: seen.clone() };
+    let app = Router::new().fallback(handle).with_state(st);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, seen, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_style_token_auth_over_git_http_backend() {
+    let base = TempDir::new().expect("base");
+    git(base.path(), &["init", "-q", "--bare", "-b", "main", "fleet.git"]);
+    git(&base.path().join("fleet.git"), &["config", "http.receivepack", "true"]);
+    let (addr, seen, server) = http_git_server(base.path(), "t0ken").await;
+    let url = format!("http://{addr}/fleet.git");
+    let authed = format!("http://x-access-token:t0ken@{addr}/fleet.git");
+    let (work, bad) = tokio::task::spawn_blocking(move || {
+        let work = Work::clone(&authed);
+        seed_two_apps(&work);
+        work.write("apps/podinfo/deploy.yaml", &deployment("podinfo", "ghcr.io/acme/podinfo:2.0.0"));
+        let bad = work.commit_push("podinfo 2.0.0");
+        (work, bad)
+    })
+    .await
+    .expect("seed");
+    let cache = TempDir::new().expect("cache");
+
+    // Wrong token: a bounded authentication failure, not a hang, and no commit.
+    let mut req = request(&url, Some(&bad), None, &[]);
+    req.credentials = Credentials::Token { token: "wrong".into() };
+    let err = tokio::time::timeout(TEST_TIMEOUT, reverter(cache.path()).revert(req.clone()))
+        .await
+        .expect("in time")
+        .expect_err("rejected");
+    assert!(!err.to_string().contains("wrong"), "the token never appears in errors: {err}");
+    assert!(err.to_string().contains("authentication"), "{err}");
+
+    req.credentials = Credentials::Token { token: "t0ken".into() };
+    let outcome = run(&reverter(cache.path()), req).await;
+    let RevertOutcome::Pushed { sha, kind, .. } = outcome else { panic!("pushed: {outcome:?}") };
+    assert_eq!(kind, Some(CommitKind::Revert));
+    let work = tokio::task::spawn_blocking(move || {
+        work.pull();
+        work
+    })
+    .await
+    .expect("pull");
+    assert_eq!(work.head(), sha);
+    let seen = seen.lock().expect("lock");
+    assert!(seen.iter().any(|s| s.starts_with("POST /fleet.git/git-receive-pack auth=true")), "{seen:?}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commit_since_the_last_promotion_is_reverted_in_one_commit() {
+    let daemon = GitDaemon::start();
+    let url = daemon.repo("fleet.git");
+    let work = Work::clone(&url);
+    let base = seed_two_apps(&work);
+    work.write("apps/podinfo/deploy.yaml", &deployment("podinfo", "ghcr.io/acme/podinfo:2.0.0"));
+    let first = work.commit_push("podinfo 2.0.0");
+    work.write("apps/frontend/deploy.yaml", &deployment("frontend", "ghcr.io/acme/frontend:3.0.1"));
+    let unrelated = work.commit_push("frontend 3.0.1");
+    work.write("apps/podinfo/deploy.yaml", &deployment("podinfo", "ghcr.io/acme/podinfo:2.1.0"));
+    let second = work.commit_push("podinfo 2.1.0");
+    let cache = TempDir::new().expect("cache");
+
+    let outcome = run(
+        &reverter(cache.path()),
+        request(&url, Some(&second), Some(&base), &["ghcr.io/acme/podinfo:2.1.0"]),
+    )
+    .await;
+    let RevertOutcome::Pushed { sha, reverted, kind } = outcome else { panic!("pushed: {outcome:?}") };
+    assert_eq!(kind, Some(CommitKind::Revert));
+    assert_eq!(reverted, vec![second.clone(), first.clone()], "newest first; {unrelated} is not ours");
+    work.pull();
+    assert_eq!(show(&work, &sha, "%P"), second, "one commit on top of the branch");
+    assert_eq!(show(&work, &sha, "%s"), "Revert 2 commits of apps/podinfo");
+    assert_eq!(work.read("apps/podinfo/deploy.yaml"), deployment("podinfo", "ghcr.io/acme/podinfo:1.0.0"));
+    assert_eq!(work.read("apps/frontend/deploy.yaml"), deployment("frontend", "ghcr.io/acme/frontend:3.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_release_values_are_restored_when_a_commit_bumps_two_releases() {
+    let daemon = GitDaemon::start();
+    let url = daemon.repo("fleet.git");
+    let work = Work::clone(&url);
+    let release = |name: &str, tag: &str| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: apps\n\
+             spec:\n  chart:\n    spec:\n      chart: {name}\n      version: \"6.x\"\n  values:\n    replicaCount: 2\n\
+             \x20   image:\n      repository: ghcr.io/acme/{name}\n      tag: \"{tag}\"\n"
+        )
+    };
+    let file = |p: &str, f: &str| format!("{}---\n{}", release("podinfo", p), release("frontend", f));
+    work.write("releases/apps.yaml", &file("6.0.0", "3.0.0"));
+    let base = work.commit_push("releases");
+    work.write("releases/apps.yaml", &file("6.1.0", "3.1.0"));
+    let bad = work.commit_push("bump podinfo and frontend charts' images");
+    let cache = TempDir::new().expect("cache");
+
+    let outcome =
+        run(&reverter(cache.path()), request(&url, Some(&bad), Some(&base), &["ghcr.io/acme/podinfo:6.1.0"]))
+            .await;
+    let RevertOutcome::Pushed { kind, .. } = outcome else { panic!("pushed: {outcome:?}") };
+    assert_eq!(kind, Some(CommitKind::Restore));
+    work.pull();
+    assert_eq!(work.read("releases/apps.yaml"), file("6.0.0", "3.1.0"));
+}

@@ -320,7 +320,7 @@ impl GitReverter for Git2Reverter {
     async fn revert(&self, request: RevertRequest) -> Result<RevertOutcome, GitOpsError> {
         tracing::info!(
             canary = %request.canary,
-            url = %request.source.url,
+            url = %push::redact_url(&request.source.url),
             branch = %request.source.branch,
             revision = %request.failed.revision,
             mode = ?request.mode,

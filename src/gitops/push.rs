@@ -112,6 +112,18 @@ pub enum PushError {
     },
 }
 
+/// The URL without any user name or password in it, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Does a known_hosts line list `host` with this key?
 pub fn known_host_matches(known_hosts: &str, host: &str, key_type: &str, key: &[u8]) -> bool {
     known_hosts.lines().any(|line| {
@@ -418,6 +430,14 @@ mod tests {
         assert!(!known_host_matches(&kh, "github.com", "ssh-rsa", key));
         assert!(!known_host_matches(&kh, "github.com", "ssh-ed25519", b"other"));
         assert!(!known_host_matches(&kh, "gitlab.com", "ssh-ed25519", key));
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("https://x:s3cr3t@git.example/r.git"), "https://git.example/r.git");
+        assert_eq!(redact_url("https://git.example/r.git"), "https://git.example/r.git");
+        assert_eq!(redact_url("git@github.com:acme/fleet.git"), "git@github.com:acme/fleet.git");
+        assert_eq!(redact_url("ssh://git@github.com/acme/fleet"), "ssh://github.com/acme/fleet");
     }
 
     #[test]

@@ -744,3 +744,33 @@ async fn helm_release_values_are_restored_when_a_commit_bumps_two_releases() {
     work.pull();
     assert_eq!(work.read("releases/apps.yaml"), file("6.0.0", "3.1.0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shallow_fetch_is_deepened_until_the_live_commit() {
+    let daemon = GitDaemon::start();
+    let url = daemon.repo("fleet.git");
+    let work = Work::clone(&url);
+    let base = seed_two_apps(&work);
+    work.write("apps/podinfo/deploy.yaml", &deployment("podinfo", "ghcr.io/acme/podinfo:2.0.0"));
+    let bad = work.commit_push("podinfo 2.0.0");
+    for i in 0..150 {
+        git(work.path(), &["commit", "-q", "--allow-empty", "-m", &format!("unrelated {i}")]);
+    }
+    git(work.path(), &["push", "-q", "origin", "HEAD:main"]);
+    let cache = TempDir::new().expect("cache");
+    let reverter = Git2Reverter::new(ReverterConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        fetch_depth: Some(10),
+        ..ReverterConfig::default()
+    });
+
+    let outcome = run(&reverter, request(&url, Some(&bad), Some(&base), &[])).await;
+    let RevertOutcome::Pushed { sha, kind, .. } = outcome else { panic!("pushed: {outcome:?}") };
+    assert_eq!(kind, Some(CommitKind::Revert));
+    work.pull();
+    assert_eq!(work.head(), sha);
+    assert_eq!(work.read("apps/podinfo/deploy.yaml"), deployment("podinfo", "ghcr.io/acme/podinfo:1.0.0"));
+    // The cached clone is reused: asking again finds the revert without a new commit.
+    let again = run(&reverter, request(&url, Some(&bad), Some(&base), &[])).await;
+    assert!(matches!(again, RevertOutcome::Pushed { sha: ref s, kind: None, .. } if *s == sha), "{again:?}");
+}

@@ -24,6 +24,9 @@ pub enum HistoryError {
     /// The last promoted commit is not reachable from the live commit.
     #[error("last promoted commit {0} is not an ancestor of the live commit (within the walked history)")]
     BaseNotFound(String),
+    /// The walk reached the boundary of a shallow fetch: more history is needed.
+    #[error("the fetched history is too shallow")]
+    Truncated,
     /// libgit2 failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
@@ -99,10 +102,7 @@ pub fn commit_impact(
     w: &WorkloadId,
 ) -> Result<(FileImpact, Vec<String>), git2::Error> {
     let tree = commit.tree()?;
-    let parent_tree = match commit.parent(0) {
-        Ok(p) => Some(p.tree()?),
-        Err(_) => None,
-    };
+    let parent_tree = if commit.parent_count() == 0 { None } else { Some(commit.parent(0)?.tree()?) };
     let diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)?;
     let mut impact = FileImpact::default();
     let mut files = Vec::new();
@@ -147,6 +147,10 @@ pub fn scan(repo: &Repository, input: &ScanInput<'_>) -> Result<Scan, HistoryErr
         if let Some(reverts) = is_existing_revert(commit.message().unwrap_or_default(), input) {
             result.existing = Some(ExistingRevert { oid: commit.id(), reverts });
             return Ok(result);
+        }
+        if commit.parent_count() > 0 && commit.parent(0).is_err() {
+            // A shallow fetch's boundary: the parent was not fetched.
+            return Err(HistoryError::Truncated);
         }
         let (impact, files) = commit_impact(repo, &commit, input.workload)?;
         if impact.touches_workload {

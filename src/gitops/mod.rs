@@ -21,8 +21,9 @@
 //!
 //! Limits (documented, not done here): commit signing (libgit2 can create signed commits only
 //! with a signature made by the caller; no GPG/SSH signer is wired in); Flux `ImagePolicy`
-//! exclusions for the quarantined image; partial clone (libgit2 has no `--filter`): the branch
-//! is fetched alone (no tags) into a cached bare repository, so later fetches are incremental.
+//! exclusions for the quarantined image; partial clone (libgit2 has no `--filter`): instead the
+//! branch is fetched alone (no tags), shallow at first and deepened only when needed, into a
+//! cached bare repository, so later fetches are incremental.
 
 pub mod changes;
 pub mod history;
@@ -275,13 +276,23 @@ pub struct ReverterConfig {
     pub max_attempts: u32,
     /// Most commits walked back from the branch head.
     pub history_limit: usize,
+    /// Depth of the first fetch into an empty cache (`None`: the whole branch). When the walk
+    /// reaches the shallow boundary before the live or last promoted commit, Serin fetches ten
+    /// times deeper, and finally the whole history.
+    pub fetch_depth: Option<u32>,
     /// Hook run before each push (tests).
     pub before_push: Option<BeforePushHook>,
 }
 
 impl Default for ReverterConfig {
     fn default() -> Self {
-        ReverterConfig { cache_dir: None, max_attempts: 5, history_limit: 2_000, before_push: None }
+        ReverterConfig {
+            cache_dir: None,
+            max_attempts: 5,
+            history_limit: 2_000,
+            fetch_depth: Some(100),
+            before_push: None,
+        }
     }
 }
 
@@ -291,6 +302,7 @@ impl std::fmt::Debug for ReverterConfig {
             .field("cache_dir", &self.cache_dir)
             .field("max_attempts", &self.max_attempts)
             .field("history_limit", &self.history_limit)
+            .field("fetch_depth", &self.fetch_depth)
             .field("before_push", &self.before_push.is_some())
             .finish()
     }

@@ -194,12 +194,17 @@ fn remote_tracking(branch: &str) -> String {
     format!("refs/remotes/origin/{branch}")
 }
 
-/// Fetches `branches` (no tags) into `refs/remotes/origin/*`; returns the tip of the first.
+/// libgit2's "fetch the whole history of a shallow repository" depth.
+pub const UNSHALLOW: i32 = i32::MAX;
+
+/// Fetches `branches` (no tags) into `refs/remotes/origin/*`, `depth` commits deep (`None`:
+/// as deep as the repository already is, or everything); returns the tip of the first.
 pub fn fetch(
     repo: &Repository,
     url: &str,
     branches: &[&str],
     credentials: &Credentials,
+    depth: Option<i32>,
 ) -> Result<Oid, PushError> {
     let main = branches.first().copied().unwrap_or("main");
     let mut remote =
@@ -208,6 +213,9 @@ pub fn fetch(
     options.remote_callbacks(callbacks(credentials));
     options.download_tags(AutotagOption::None);
     options.update_fetchhead(false);
+    if let Some(depth) = depth {
+        options.depth(depth);
+    }
     let refspecs: Vec<String> =
         branches.iter().map(|b| format!("+refs/heads/{b}:{}", remote_tracking(b))).collect();
     remote
@@ -331,22 +339,46 @@ pub fn run_blocking(req: &RevertRequest, config: &ReverterConfig) -> Result<Reve
     if branch == "HEAD" || branch.is_empty() {
         branch = default_branch(&repo, &req.source.url, creds)?;
     }
+    tracing::debug!(path = %path.display(), "local clone");
     let pr_branch = pull_request_branch(req);
     let mut last = String::new();
-    for attempt in 1..=config.max_attempts.max(1) {
-        let head = match req.mode {
-            GitMode::Push => fetch(&repo, &req.source.url, &[&branch], creds)?,
-            GitMode::PullRequest => {
-                let head = fetch(&repo, &req.source.url, &[&branch, &pr_branch], creds)?;
-                if let Some(existing) = existing_pull_request_branch(&repo, &pr_branch, req) {
-                    return Ok(existing);
-                }
-                head
-            }
+    // A fresh cache starts shallow; an existing one fetches as deep as it already is.
+    let mut depth = match config.fetch_depth {
+        Some(d) if repo.is_empty().unwrap_or(true) => Some(i32::try_from(d.max(1)).unwrap_or(UNSHALLOW)),
+        _ => None,
+    };
+    let mut attempt = 0;
+    while attempt < config.max_attempts.max(1) {
+        attempt += 1;
+        let branches: Vec<&str> = match req.mode {
+            GitMode::Push => vec![&branch],
+            GitMode::PullRequest => vec![&branch, &pr_branch],
         };
+        let head = fetch(&repo, &req.source.url, &branches, creds, depth)?;
+        if req.mode == GitMode::PullRequest
+            && let Some(existing) = existing_pull_request_branch(&repo, &pr_branch, req)
+        {
+            return Ok(existing);
+        }
         let built = match plan(&repo, head, req, config.history_limit)? {
             Plan::Done(outcome) => return Ok(outcome),
             Plan::Commit(built) => built,
+            Plan::NeedHistory => {
+                depth = match depth {
+                    Some(d) if d < 100_000 => Some(d.saturating_mul(10)),
+                    Some(d) if d != UNSHALLOW => Some(UNSHALLOW),
+                    _ if repo.is_shallow() => Some(UNSHALLOW),
+                    _ => {
+                        return Err(GitOpsError::Invalid(
+                            "history still too shallow after a full fetch".into(),
+                        ));
+                    }
+                };
+                tracing::info!(depth = ?depth, "fetched history too shallow; fetching deeper");
+                // Deepening is not a push attempt.
+                attempt -= 1;
+                continue;
+            }
         };
         if let Some(hook) = &config.before_push {
             hook(attempt);

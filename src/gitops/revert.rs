@@ -404,6 +404,8 @@ pub enum Plan {
     Done(RevertOutcome),
     /// Push this commit.
     Commit(Built),
+    /// The fetched history is too shallow to decide; fetch deeper and plan again.
+    NeedHistory,
 }
 
 fn git(context: &str) -> impl FnOnce(git2::Error) -> GitOpsError + '_ {
@@ -443,6 +445,11 @@ fn infos(commits: &[TouchingCommit]) -> Vec<CommitInfo> {
 pub fn plan(repo: &Repository, head: Oid, req: &RevertRequest, limit: usize) -> Result<Plan, GitOpsError> {
     let live_sha = req.failed.commit.as_deref().or(req.source.live_commit.as_deref());
     let live = known_commit(repo, live_sha);
+    let base_missing = req.last_promoted_commit.is_some()
+        && known_commit(repo, req.last_promoted_commit.as_deref()).is_none();
+    if repo.is_shallow() && ((live_sha.is_some() && live.is_none()) || base_missing) {
+        return Ok(Plan::NeedHistory);
+    }
     if let (Some(sha), None) = (live_sha, live) {
         return Ok(Plan::Done(RevertOutcome::Failed {
             commit_to_revert: sha.to_string(),
@@ -464,7 +471,7 @@ pub fn plan(repo: &Repository, head: Oid, req: &RevertRequest, limit: usize) -> 
         limit,
     };
     let found = match scan(repo, &input) {
-        Err(HistoryError::BaseNotFound(sha)) => {
+        Err(HistoryError::BaseNotFound(sha)) if !repo.is_shallow() => {
             tracing::warn!(commit = %sha, "last promoted commit is not an ancestor; undoing only the newest change");
             base = None;
             input.base = None;
@@ -474,6 +481,10 @@ pub fn plan(repo: &Repository, head: Oid, req: &RevertRequest, limit: usize) -> 
     };
     let found = match found {
         Ok(found) => found,
+        Err(HistoryError::Truncated) => return Ok(Plan::NeedHistory),
+        Err(HistoryError::LiveNotOnBranch(_) | HistoryError::BaseNotFound(_)) if repo.is_shallow() => {
+            return Ok(Plan::NeedHistory);
+        }
         Err(HistoryError::LiveNotOnBranch(sha)) => {
             return Ok(Plan::Done(RevertOutcome::Failed {
                 commit_to_revert: sha,

@@ -774,3 +774,94 @@ async fn shallow_fetch_is_deepened_until_the_live_commit() {
     let again = run(&reverter, request(&url, Some(&bad), Some(&base), &[])).await;
     assert!(matches!(again, RevertOutcome::Pushed { sha: ref s, kind: None, .. } if *s == sha), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_head_target_revision_uses_the_remote_default_branch() {
+    let daemon = GitDaemon::start();
+    let url = daemon.repo("fleet.git");
+    let work = Work::clone(&url);
+    seed_two_apps(&work);
+    work.write("apps/podinfo/deploy.yaml", &deployment("podinfo", "ghcr.io/acme/podinfo:2.0.0"));
+    let bad = work.commit_push("podinfo 2.0.0");
+    let cache = TempDir::new().expect("cache");
+    let mut req = request(&url, Some(&bad), None, &[]);
+    req.source.branch = "HEAD".into();
+
+    let outcome = run(&reverter(cache.path()), req).await;
+    let RevertOutcome::Pushed { sha, .. } = outcome else { panic!("pushed: {outcome:?}") };
+    work.pull();
+    assert_eq!(work.head(), sha);
+}
+
+async fn fake_gitlab() -> (SocketAddr, Arc<Mutex<Recorded>>, tokio::task::JoinHandle<()>) {
+    use axum::{
+        Router,
+        extract::{RawQuery, State},
+        http::{HeaderMap, StatusCode, Uri},
+        routing::post,
+    };
+    type Shared = Arc<Mutex<Recorded>>;
+    async fn create(
+        State(s): State<Shared>,
+        headers: HeaderMap,
+        uri: Uri,
+        body: String,
+    ) -> (StatusCode, String) {
+        let token =
+            headers.get("private-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let mut rec = s.lock().expect("lock");
+        let first = !rec.requests.iter().any(|(m, _, _)| m == "POST");
+        rec.requests.push(("POST".into(), format!("{token} {}", uri.path()), body));
+        if first {
+            (
+                StatusCode::CREATED,
+                r#"{"iid":3,"web_url":"http://gitlab.local/acme/fleet/-/merge_requests/3"}"#.into(),
+            )
+        } else {
+            (StatusCode::CONFLICT, r#"{"message":["Another open merge request already exists"]}"#.into())
+        }
+    }
+    async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> (StatusCode, String) {
+        s.lock().expect("lock").requests.push(("GET".into(), String::new(), q.unwrap_or_default()));
+        (
+            StatusCode::OK,
+            r#"[{"iid":3,"web_url":"http://gitlab.local/acme/fleet/-/merge_requests/3"}]"#.into(),
+        )
+    }
+    let state: Shared = Arc::default();
+    let app = Router::new()
+        .route("/api/v4/projects/{project}/merge_requests", post(create).get(list))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, state, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_merge_request_is_opened_once() {
+    let (addr, recorded, server) = fake_gitlab().await;
+    let api = PullRequestApi::GitLab {
+        api_url: format!("http://{addr}/api/v4"),
+        project: "acme/fleet".into(),
+        token: "glpat-test".into(),
+    };
+    let open = |api: PullRequestApi| async move {
+        serin::gitops::pull_request::open(&api, "serin/revert-apps-podinfo-1", "main", "Revert", "body").await
+    };
+    let first = open(api.clone()).await.expect("created");
+    let second = open(api).await.expect("found");
+    assert_eq!(first, "http://gitlab.local/acme/fleet/-/merge_requests/3");
+    assert_eq!(second, first);
+    let rec = recorded.lock().expect("lock");
+    assert_eq!(rec.requests[0].1, "glpat-test /api/v4/projects/acme%2Ffleet/merge_requests");
+    let body: serde_json::Value = serde_json::from_str(&rec.requests[0].2).expect("json");
+    assert_eq!(
+        (body["source_branch"].as_str(), body["target_branch"].as_str()),
+        (Some("serin/revert-apps-podinfo-1"), Some("main"))
+    );
+    assert_eq!(rec.requests[2].2, "source_branch=serin%2Frevert-apps-podinfo-1&state=opened");
+    server.abort();
+}

@@ -50,6 +50,23 @@ pub struct WorkloadId {
     pub values_files: Vec<String>,
 }
 
+impl WorkloadId {
+    /// The workload `kind/namespace/name` running these image references; the repositories
+    /// (without tag or digest) are what kustomize `images:` entries are matched against.
+    pub fn new(kind: &str, namespace: &str, name: &str, image_refs: &[String]) -> WorkloadId {
+        let mut images: Vec<String> = image_refs.iter().map(|i| split_image(i).0.to_string()).collect();
+        images.sort();
+        images.dedup();
+        WorkloadId {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            images,
+            values_files: Vec::new(),
+        }
+    }
+}
+
 /// One YAML document of a file with its line span.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
@@ -540,6 +557,17 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn workload_images_are_repositories() {
+        let w = WorkloadId::new(
+            "Deployment",
+            "apps",
+            "podinfo",
+            &["ghcr.io/acme/podinfo:6.1.0".into(), "ghcr.io/acme/podinfo@sha256:ab".into(), "busybox".into()],
+        );
+        assert_eq!(w.images, vec!["busybox".to_string(), "ghcr.io/acme/podinfo".to_string()]);
     }
 
     #[test]

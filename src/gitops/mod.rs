@@ -41,7 +41,7 @@ use std::{
 use async_trait::async_trait;
 
 use crate::crd::{
-    canary::GitMode,
+    canary::{GitAuthor, GitMode},
     status::{GitOpsStatus, GitRevertState},
 };
 pub use changes::WorkloadId;
@@ -130,6 +130,13 @@ pub struct Author {
 impl Default for Author {
     fn default() -> Self {
         Author { name: DEFAULT_AUTHOR_NAME.into(), email: DEFAULT_AUTHOR_EMAIL.into() }
+    }
+}
+
+impl From<Option<&GitAuthor>> for Author {
+    /// `spec.gitops.author`, or Serin's default identity.
+    fn from(author: Option<&GitAuthor>) -> Self {
+        author.map_or_else(Author::default, |a| Author { name: a.name.clone(), email: a.email.clone() })
     }
 }
 

@@ -33,9 +33,11 @@ impl GitDaemon {
     fn start() -> GitDaemon {
         let base = TempDir::new().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let child = Command::new("git")
+        // Run `git-daemon` itself: `git daemon` would fork it as a child, and killing `git`
+        // would leave the daemon running.
+        let exec_path = git(base.path(), &["--exec-path"]);
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
             .args([
-                "daemon",
                 "--export-all",
                 "--enable=receive-pack",
                 "--reuseaddr",

@@ -342,19 +342,22 @@ pub fn run_blocking(req: &RevertRequest, config: &ReverterConfig) -> Result<Reve
     tracing::debug!(path = %path.display(), "local clone");
     let pr_branch = pull_request_branch(req);
     let mut last = String::new();
-    // A fresh cache starts shallow; an existing one fetches as deep as it already is.
-    let mut depth = match config.fetch_depth {
+    // A fresh cache starts shallow; an existing one fetches as deep as it already is (asking
+    // for a depth again would move the shallow boundary), unless a deepening is needed.
+    let mut fetched_depth = match config.fetch_depth {
         Some(d) if repo.is_empty().unwrap_or(true) => Some(i32::try_from(d.max(1)).unwrap_or(UNSHALLOW)),
         _ => None,
     };
+    let mut next_depth = fetched_depth;
     let mut attempt = 0;
+    let mut deepenings = 0;
     while attempt < config.max_attempts.max(1) {
         attempt += 1;
         let branches: Vec<&str> = match req.mode {
             GitMode::Push => vec![&branch],
             GitMode::PullRequest => vec![&branch, &pr_branch],
         };
-        let head = fetch(&repo, &req.source.url, &branches, creds, depth)?;
+        let head = fetch(&repo, &req.source.url, &branches, creds, next_depth.take())?;
         if req.mode == GitMode::PullRequest
             && let Some(existing) = existing_pull_request_branch(&repo, &pr_branch, req)
         {
@@ -364,17 +367,19 @@ pub fn run_blocking(req: &RevertRequest, config: &ReverterConfig) -> Result<Reve
             Plan::Done(outcome) => return Ok(outcome),
             Plan::Commit(built) => built,
             Plan::NeedHistory => {
-                depth = match depth {
-                    Some(d) if d < 100_000 => Some(d.saturating_mul(10)),
-                    Some(d) if d != UNSHALLOW => Some(UNSHALLOW),
-                    _ if repo.is_shallow() => Some(UNSHALLOW),
-                    _ => {
-                        return Err(GitOpsError::Invalid(
-                            "history still too shallow after a full fetch".into(),
-                        ));
-                    }
+                deepenings += 1;
+                if fetched_depth == Some(UNSHALLOW) || deepenings > 8 {
+                    return Err(GitOpsError::Invalid("history still too shallow after a full fetch".into()));
+                }
+                let start =
+                    config.fetch_depth.and_then(|d| i32::try_from(d.max(1)).ok()).unwrap_or(UNSHALLOW);
+                let deeper = match fetched_depth.unwrap_or(start) {
+                    d if d < 100_000 => d.saturating_mul(10),
+                    _ => UNSHALLOW,
                 };
-                tracing::info!(depth = ?depth, "fetched history too shallow; fetching deeper");
+                fetched_depth = Some(deeper);
+                next_depth = Some(deeper);
+                tracing::info!(depth = deeper, "fetched history too shallow; fetching deeper");
                 // Deepening is not a push attempt.
                 attempt -= 1;
                 continue;

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # System packages the tests use; installed only when missing.
 packages=()
 command -v git >/dev/null 2>&1 || packages+=(git)
-# git2 (libgit2 built from its bundled source) with HTTPS (OpenSSL) and SSH (libssh2) transports.
-for pkg in pkg-config libssl-dev libssh2-1-dev zlib1g-dev; do
+# git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
+for pkg in pkg-config libssl-dev zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")
 done
 if ((${#packages[@]})); then

@@ -10,6 +10,10 @@ command -v git >/dev/null 2>&1 || packages+=(git)
 # Real Prometheus (and promtool) for the metric-provider tests; openssl makes their TLS cert.
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
+for pkg in pkg-config libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")
+done
 if ((${#packages[@]})); then
   echo "==> installing ${packages[*]}"
   sudo=""

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod crd;
+pub mod gitops;
 pub mod manifest;
 pub mod notify;
 pub mod ops;

@@ -62,6 +62,8 @@ mod conditions;
 mod observed;
 mod phases;
 mod plan;
+mod progressing;
+mod promotion;
 mod report;
 mod rollback;
 mod steps;

@@ -250,6 +250,11 @@ fn start_run(tick: &mut Tick<'_>) {
         tick.route(100, 0, false);
     }
     tick.emit(Effect::ScaleTargetUp);
+    let provider = tick.observed.provider;
+    if steps::strategy(tick.spec, provider) != tick.spec.strategy() {
+        let text = format!("Provider {provider} supports blue/green only; running a blue/green analysis");
+        tick.event(EventType::Warning, "BlueGreenForced", text);
+    }
     let text = format!("New revision detected! Scaling up {}", tick.target());
     tick.event(EventType::Normal, "NewRevision", text.clone());
     tick.notify(AlertSeverity::Info, NotificationKind::NewRevision, text);

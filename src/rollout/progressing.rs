@@ -55,7 +55,7 @@ pub(super) fn progressing(tick: &mut Tick<'_>) {
     }
     let weight = tick.status.canary_weight.unwrap_or(0);
     let iterations = tick.status.iterations.unwrap_or(0);
-    let mirror_done = tick.spec.analysis.mirror == Some(true) && tick.mirrored();
+    let mirror_done = steps::mirror(tick.spec, tick.observed.provider) && tick.mirrored();
     let stage =
         if weight == 0 && iterations == 0 && !mirror_done { Stage::PreRollout } else { Stage::Analysis };
     let judged = tick.judge(stage);
@@ -93,7 +93,7 @@ pub(super) fn progressing(tick: &mut Tick<'_>) {
         tick.emit(Effect::ClearOperation(Operation::Promote));
         return promote(tick, "promoted by `serin promote`");
     }
-    match tick.spec.strategy() {
+    match steps::strategy(tick.spec, tick.observed.provider) {
         Strategy::Canary => canary_step(tick),
         Strategy::ABTesting => ab_step(tick),
         Strategy::BlueGreen => blue_green_step(tick),
@@ -143,7 +143,7 @@ fn canary_step(tick: &mut Tick<'_>) {
     if !mirrored && !tick.gate(Gate::TrafficIncrease) {
         return halt_on_gate(tick, Gate::TrafficIncrease);
     }
-    if tick.spec.analysis.mirror == Some(true) && weight == 0 && !mirrored {
+    if steps::mirror(tick.spec, tick.observed.provider) && weight == 0 && !mirrored {
         tick.route(100, 0, true);
         tick.event(
             EventType::Normal,
@@ -180,7 +180,7 @@ fn blue_green_step(tick: &mut Tick<'_>) {
     let done = tick.status.iterations.unwrap_or(0);
     let total = steps::iterations(tick.spec);
     if done < total {
-        if tick.spec.analysis.mirror == Some(true) {
+        if steps::mirror(tick.spec, tick.observed.provider) {
             tick.route(100, 0, true);
         }
         tick.status.iterations = Some(done + 1);

@@ -4,7 +4,7 @@
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use crate::crd::canary::CanarySpec;
+use crate::crd::canary::{CanarySpec, Provider};
 use crate::crd::status::{
     CanaryPhase, CanaryStatus, FailedRevision, GitOpsStatus, GitRevertState, ProgressWait, Verdict,
     WaitReason, condition_types,
@@ -847,6 +847,31 @@ fn ab_testing_and_blue_green() {
             WAIT_APPROVAL,
         )
         .iterations(3),
+        row(
+            "kubernetes router forces blue/green on a weighted spec",
+            Scenario::running(Progressing, 0)
+                .observed(|o| o.provider = Provider::Kubernetes)
+                .status(|s| s.iterations = Some(1)),
+            Progressing,
+            &[ADVANCE],
+        )
+        .iterations(2)
+        .weight(0),
+        row(
+            "kubernetes router: a forced blue/green run starts with a Warning",
+            Scenario::new_revision(Succeeded).observed(|o| o.provider = Provider::Kubernetes),
+            Progressing,
+            &["ScaleTargetUp", "Event(Warning,BlueGreenForced)", NEW_RUN[1], NEW_RUN[2]],
+        ),
+        row(
+            "mirror is skipped on a router that cannot mirror",
+            Scenario::running(Progressing, 0)
+                .spec(|s| analysis(s, json!({"mirror": true})))
+                .observed(|o| o.provider = Provider::Nginx),
+            Progressing,
+            &["SetRoutes(90,10)", ADVANCE],
+        )
+        .weight(10),
         row(
             "B/G: gate opens in WaitingPromotion -> switch, back to Progressing",
             Scenario::running(WaitingPromotion, 0)

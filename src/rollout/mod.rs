@@ -55,13 +55,16 @@
 //!   failing check); `abort` rolls back now; `retry` re-runs a failed or quarantined revision;
 //!   `pause`/`resume` freeze and thaw (paused time does not count against the deadline).
 //! - Readiness thresholds (`canaryReadyThreshold`, `primaryReadyThreshold`) are applied by the
-//!   caller when it builds [`Readiness`]; mirroring support per provider is checked by
-//!   validation, so `analysis.mirror` is trusted here.
+//!   caller when it builds [`Readiness`]. The `kubernetes` router forces blue/green (10
+//!   iterations when the spec has none), and `analysis.mirror` is ignored on routers that cannot
+//!   mirror, both from [`Observed::provider`].
 
 mod conditions;
 mod observed;
 mod phases;
 mod plan;
+mod progressing;
+mod promotion;
 mod report;
 mod rollback;
 mod steps;
@@ -86,7 +89,7 @@ pub use conditions::phase_message;
 pub use observed::{Observed, Operations, Readiness, Routes};
 pub use plan::{Effect, EventType, NotificationKind, Operation, Plan};
 pub use report::{AnalysisReport, CheckKind, CheckResult, Gates, Needs};
-pub use steps::{interval, max_weight, next_promotion_weight, next_weight};
+pub use steps::{interval, max_weight, mirror, next_promotion_weight, next_weight, strategy};
 
 use tick::Tick;
 

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::crd::canary::Provider;
+
 /// Readiness of a workload (the canary target or the primary).
 ///
 /// The caller judges readiness, because it has the replica counts: a workload is `Ready` when its
@@ -86,4 +88,8 @@ pub struct Observed {
     pub operations: Operations,
     /// The Canary has a deletion timestamp.
     pub deleting: bool,
+    /// The traffic router in effect: `spec.provider`, or the controller's default. The
+    /// `kubernetes` router forces blue/green (as in Flagger), and mirroring only happens on
+    /// routers that can mirror.
+    pub provider: Provider,
 }

@@ -101,7 +101,8 @@ pub enum Effect {
     ScaleTargetUp,
     /// Scale the target to zero and pause its autoscaler.
     ScaleTargetToZero,
-    /// Copy the target's pod template (and tracked ConfigMaps/Secrets) to the primary.
+    /// Copy the target's pod template (and tracked ConfigMaps/Secrets) to the primary, and
+    /// reconcile the primary's autoscaler copy.
     PromotePrimary {
         /// Revision being promoted, so the controller can check the target still has it.
         revision: String,

@@ -4,14 +4,14 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::crd::canary::{CanarySpec, Strategy as ReleaseStrategy};
+use crate::crd::canary::{CanarySpec, Provider, Strategy as ReleaseStrategy};
 use crate::crd::status::{CanaryPhase, CanaryStatus, GitRevertState, Verdict};
 
 use super::observed::{Observed, Operations, Readiness, Routes};
 use super::plan::{Effect, Operation, Plan};
 use super::report::{AnalysisReport, CheckKind, CheckResult, Gates, Needs};
 use super::testkit::*;
-use super::{consulted, decide, max_weight, needs, steps};
+use super::{consulted, decide, max_weight, needs, steps, strategy};
 
 #[derive(Clone, Debug)]
 struct SpecParams {
@@ -27,6 +27,7 @@ struct SpecParams {
     revert: bool,
     on_no_data: u8,
     skip: bool,
+    provider: Provider,
 }
 
 const HOOK_TYPES: [&str; 6] = [
@@ -43,12 +44,14 @@ fn spec_params() -> impl Strategy<Value = SpecParams> {
         (0u8..4, 1i32..=50, 1i32..=100, prop::collection::btree_set(1i32..=100, 1..5), 1i32..=4),
         (1i32..=4, any::<bool>(), prop::option::of(1i32..=50), any::<[bool; 6]>(), any::<bool>(), 0u8..3),
         prop::bool::weighted(0.1),
+        prop_oneof![3 => Just(Provider::Istio), 1 => Just(Provider::Kubernetes), 1 => Just(Provider::Nginx)],
     )
         .prop_map(
             |(
                 (kind, step, max, weights, iterations),
                 (threshold, mirror, promotion_step, hooks, revert, on_no_data),
                 skip,
+                provider,
             )| SpecParams {
                 kind,
                 step,
@@ -62,6 +65,7 @@ fn spec_params() -> impl Strategy<Value = SpecParams> {
                 revert,
                 on_no_data,
                 skip,
+                provider,
             },
         )
 }
@@ -225,7 +229,7 @@ fn check_tick(
     plan: &Plan,
 ) -> Result<(), TestCaseError> {
     let max = max_weight(spec);
-    let canary_strategy = spec.strategy() == ReleaseStrategy::Canary;
+    let canary_strategy = strategy(spec, world.provider) == ReleaseStrategy::Canary;
     for effect in &plan.effects {
         if let Effect::SetRoutes { primary, canary, .. } = effect {
             prop_assert_eq!(primary + canary, 100, "routes must sum to 100");
@@ -271,6 +275,7 @@ proptest! {
         let spec = build_spec(&params);
         let mut world = observed("r1");
         world.initialized = false;
+        world.provider = params.provider;
         let mut status = CanaryStatus::default();
         let mut now = 0i64;
         let mut reverts: std::collections::BTreeMap<String, usize> = Default::default();
@@ -341,6 +346,7 @@ proptest! {
         status.iterations = Some(iterations);
         status.failed_checks = Some(steps::threshold(&spec) + extra);
         let mut world = observed("r2");
+        world.provider = params.provider;
         world.canary = t.canary.clone();
         world.primary = t.primary.clone();
         world.operations = Operations { pause: false, ..t.ops };
@@ -368,6 +374,7 @@ proptest! {
         let mut status = running(phase, weight.min(max_weight(&spec)));
         status.iterations = Some(iterations);
         let mut world = observed("r2");
+        world.provider = params.provider;
         world.operations = Operations { promote: true, ..t.ops };
         let asked = needs(&spec, &status, &world);
         let mut report = report_for(&spec, asked, &TickParams { metric: Verdict::Fail, hook: Verdict::Fail, ..t });
@@ -382,7 +389,8 @@ proptest! {
     fn healthy_release_promotes_exactly_once(params in spec_params()) {
         let spec = build_spec(&params);
         let mut status = settled(CanaryPhase::Succeeded, "r1");
-        let world = observed("r2");
+        let mut world = observed("r2");
+        world.provider = params.provider;
         let mut promotions = 0;
         let mut ticks = 0;
         while status.phase != Some(CanaryPhase::Succeeded) || ticks == 0 {

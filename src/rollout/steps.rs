@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::crd::canary::CanarySpec;
+use crate::crd::canary::{CanarySpec, Provider, Strategy};
 use crate::crd::duration::parse_duration;
 
 /// Flagger's floor for the analysis interval.
@@ -27,9 +27,22 @@ pub fn threshold(spec: &CanarySpec) -> i32 {
     spec.analysis.threshold.unwrap_or(1).max(1)
 }
 
-/// Iterations of a blue/green or A/B run (at least 1).
+/// Iterations of a blue/green or A/B run (at least 1; 10 when the `kubernetes` router forces
+/// blue/green on a spec without `iterations`, as Flagger does).
 pub fn iterations(spec: &CanarySpec) -> i32 {
-    spec.analysis.iterations.unwrap_or(1).max(1)
+    spec.analysis.iterations.unwrap_or(10).max(1)
+}
+
+/// The strategy in effect: the spec's, except that the `kubernetes` router, which can only
+/// switch the apex Service between primary and canary, forces blue/green (Flagger does the
+/// same and drops `match`).
+pub fn strategy(spec: &CanarySpec, provider: Provider) -> Strategy {
+    if provider == Provider::Kubernetes { Strategy::BlueGreen } else { spec.strategy() }
+}
+
+/// Whether this run mirrors traffic: `analysis.mirror` on a router that can mirror.
+pub fn mirror(spec: &CanarySpec, provider: Provider) -> bool {
+    spec.analysis.mirror == Some(true) && provider.supports_mirroring()
 }
 
 fn step_weight(spec: &CanarySpec) -> Option<i32> {

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::crd::canary::CanarySpec;
+use crate::crd::canary::{CanarySpec, Provider};
 use crate::crd::status::{CanaryPhase, CanaryStatus, MetricResult, ProgressWait, Verdict, WaitReason};
 
 use super::observed::{Observed, Operations, Readiness, Routes};
@@ -80,6 +80,7 @@ pub fn observed(revision: &str) -> Observed {
         routes: Some(Routes::STABLE),
         operations: Operations::default(),
         deleting: false,
+        provider: Provider::Istio,
     }
 }
 

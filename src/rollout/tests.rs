@@ -4,7 +4,7 @@
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use crate::crd::canary::CanarySpec;
+use crate::crd::canary::{CanarySpec, Provider};
 use crate::crd::status::{
     CanaryPhase, CanaryStatus, FailedRevision, GitOpsStatus, GitRevertState, ProgressWait, Verdict,
     WaitReason, condition_types,
@@ -848,6 +848,31 @@ fn ab_testing_and_blue_green() {
         )
         .iterations(3),
         row(
+            "kubernetes router forces blue/green on a weighted spec",
+            Scenario::running(Progressing, 0)
+                .observed(|o| o.provider = Provider::Kubernetes)
+                .status(|s| s.iterations = Some(1)),
+            Progressing,
+            &[ADVANCE],
+        )
+        .iterations(2)
+        .weight(0),
+        row(
+            "kubernetes router: a forced blue/green run starts with a Warning",
+            Scenario::new_revision(Succeeded).observed(|o| o.provider = Provider::Kubernetes),
+            Progressing,
+            &["ScaleTargetUp", "Event(Warning,BlueGreenForced)", NEW_RUN[1], NEW_RUN[2]],
+        ),
+        row(
+            "mirror is skipped on a router that cannot mirror",
+            Scenario::running(Progressing, 0)
+                .spec(|s| analysis(s, json!({"mirror": true})))
+                .observed(|o| o.provider = Provider::Nginx),
+            Progressing,
+            &["SetRoutes(90,10)", ADVANCE],
+        )
+        .weight(10),
+        row(
             "B/G: gate opens in WaitingPromotion -> switch, back to Progressing",
             Scenario::running(WaitingPromotion, 0)
                 .spec(blue_green)
@@ -1262,4 +1287,49 @@ fn steps_never_pass_the_maximum() {
     assert_eq!(seen, vec![7, 14, 21, 28, 30]);
     assert_eq!(super::max_weight(&spec), 30);
     let _ = result(METRIC, Verdict::Pass);
+}
+
+/// The controller is killed mid-run: everything it knew is the stored status (JSON). Deciding
+/// from the stored status continues from the same step, and the release promotes once.
+#[test]
+fn restart_mid_run_continues_from_the_same_step() {
+    let spec = spec_from(spec_json());
+    let world = observed("r2");
+    let report = metric(Verdict::Pass);
+    let mut status = settled(Succeeded, "r1");
+    for tick in 1..=3 {
+        status = decide(&spec, &status, &world, &report, at(tick * 60)).status;
+    }
+    assert_eq!((status.phase, status.canary_weight), (Some(Progressing), Some(20)));
+
+    let stored = serde_json::to_string(&status).expect("serializes");
+    let mut restored: CanaryStatus = serde_json::from_str(&stored).expect("deserializes");
+    assert_eq!(
+        decide(&spec, &restored, &world, &report, at(240)),
+        decide(&spec, &status, &world, &report, at(240))
+    );
+    let mut promotions = 0;
+    for tick in 4..12 {
+        let plan = decide(&spec, &restored, &world, &report, at(tick * 60));
+        promotions += plan.effects.iter().filter(|e| matches!(e, Effect::PromotePrimary { .. })).count();
+        let stored = serde_json::to_string(&plan.status).expect("serializes");
+        restored = serde_json::from_str(&stored).expect("deserializes");
+    }
+    assert_eq!(restored.phase, Some(Succeeded));
+    assert_eq!(promotions, 1);
+}
+
+/// The status write after a plan was lost (the controller died after applying the effects):
+/// the next tick decides from the old status and emits the same idempotent effects, never
+/// different ones.
+#[test]
+fn a_lost_status_write_repeats_the_same_effects() {
+    let scenario = Scenario::running(Progressing, 20)
+        .spec(gitops)
+        .status(|s| s.failed_checks = Some(1))
+        .report(metric(Verdict::Fail));
+    let first = scenario.decide();
+    let retried = scenario.clone().at(scenario.now + 5).decide();
+    assert_eq!(shapes(&first), shapes(&retried));
+    assert_eq!(first.status.phase, retried.status.phase);
 }

@@ -4,16 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-/// Rollout state of a workload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Rolled out and available.
-    Ready,
-    /// Still rolling out; the reason says what it waits for.
-    Waiting(String),
-    /// The Deployment controller gave up (progress deadline exceeded): retrying will not help.
-    Failed(String),
-}
+pub use crate::rollout::Readiness;
 
 /// Judges a Deployment's readiness; `threshold_percent` is the share of updated replicas that
 /// must be available (0–100).
@@ -22,7 +13,7 @@ pub fn deployment_readiness(deployment: &Deployment, threshold_percent: i32) -> 
     let status = deployment.status.clone().unwrap_or_default();
     let generation = deployment.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
-        return Readiness::Waiting(format!(
+        return Readiness::NotReady(format!(
             "waiting for {name} to roll out: the deployment controller has not observed generation {generation} yet"
         ));
     }
@@ -40,14 +31,16 @@ pub fn deployment_readiness(deployment: &Deployment, threshold_percent: i32) -> 
     let available = status.available_replicas.unwrap_or(0);
     let needed = (i64::from(updated) * i64::from(threshold_percent.clamp(0, 100)) / 100) as i32;
     if updated < desired {
-        Readiness::Waiting(format!("waiting for {name} to roll out: {updated} of {desired} replicas updated"))
+        Readiness::NotReady(format!(
+            "waiting for {name} to roll out: {updated} of {desired} replicas updated"
+        ))
     } else if replicas > updated {
-        Readiness::Waiting(format!(
+        Readiness::NotReady(format!(
             "waiting for {name} to roll out: {} old replicas are pending termination",
             replicas - updated
         ))
     } else if available < needed {
-        Readiness::Waiting(format!(
+        Readiness::NotReady(format!(
             "waiting for {name} to roll out: {available} of {updated} updated replicas available (need {threshold_percent}%)"
         ))
     } else {
@@ -77,13 +70,13 @@ mod tests {
         let cases = [
             ("rolled out", deployment(2, 3, ready.clone()), 100, Readiness::Ready),
             ("not observed", deployment(3, 3, ready.clone()), 100,
-                Readiness::Waiting("waiting for podinfo to roll out: the deployment controller has not observed generation 3 yet".into())),
+                Readiness::NotReady("waiting for podinfo to roll out: the deployment controller has not observed generation 3 yet".into())),
             ("updating", deployment(2, 3, json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 3})), 100,
-                Readiness::Waiting("waiting for podinfo to roll out: 1 of 3 replicas updated".into())),
+                Readiness::NotReady("waiting for podinfo to roll out: 1 of 3 replicas updated".into())),
             ("old pods left", deployment(2, 3, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3})), 100,
-                Readiness::Waiting("waiting for podinfo to roll out: 1 old replicas are pending termination".into())),
+                Readiness::NotReady("waiting for podinfo to roll out: 1 old replicas are pending termination".into())),
             ("not available", deployment(2, 4, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 2})), 100,
-                Readiness::Waiting("waiting for podinfo to roll out: 2 of 4 updated replicas available (need 100%)".into())),
+                Readiness::NotReady("waiting for podinfo to roll out: 2 of 4 updated replicas available (need 100%)".into())),
             ("threshold met", deployment(2, 4, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 2})), 50, Readiness::Ready),
             ("threshold zero", deployment(2, 4, json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 0})), 0, Readiness::Ready),
             ("scaled to zero", deployment(2, 0, json!({"observedGeneration": 2})), 100, Readiness::Ready),

@@ -1,0 +1,129 @@
+//! The reflector caches the controller reads from, so an idle canary costs no API request per
+//! tick: Canaries, Deployments, ConfigMaps, Secrets, MetricTemplates and AlertProviders.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::crd::{AlertProvider, Canary, MetricTemplate};
+
+/// Read-only views of the watched objects.
+#[derive(Clone)]
+pub struct Stores {
+    /// Canaries.
+    pub canaries: Store<Canary>,
+    /// Deployments (targets and primaries).
+    pub deployments: Store<Deployment>,
+    /// ConfigMaps (tracked configs).
+    pub config_maps: Store<ConfigMap>,
+    /// Secrets (tracked configs and credentials).
+    pub secrets: Store<Secret>,
+    /// MetricTemplates.
+    pub metric_templates: Store<MetricTemplate>,
+    /// AlertProviders.
+    pub alert_providers: Store<AlertProvider>,
+}
+
+fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.get(&ObjectRef::new(name).within(namespace))
+}
+
+impl Stores {
+    /// A Deployment.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        get(&self.deployments, namespace, name)
+    }
+
+    /// A ConfigMap.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        get(&self.config_maps, namespace, name)
+    }
+
+    /// A Secret.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        get(&self.secrets, namespace, name)
+    }
+
+    /// A MetricTemplate.
+    pub fn metric_template(&self, namespace: &str, name: &str) -> Option<Arc<MetricTemplate>> {
+        get(&self.metric_templates, namespace, name)
+    }
+
+    /// An AlertProvider.
+    pub fn alert_provider(&self, namespace: &str, name: &str) -> Option<Arc<AlertProvider>> {
+        get(&self.alert_providers, namespace, name)
+    }
+
+    /// The Canaries whose target, primary or tracked configs include `kind/name` in
+    /// `namespace`; what a change of that object must reconcile.
+    pub fn canaries_using(&self, namespace: &str, kind: &str, name: &str) -> Vec<ObjectRef<Canary>> {
+        let config_key = format!("{kind}/{name}");
+        self.canaries
+            .state()
+            .iter()
+            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|c| {
+                let target = c.spec.target_ref.name.as_str();
+                match kind {
+                    "Deployment" => name == target || name.strip_suffix("-primary") == Some(target),
+                    _ => c
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.tracked_configs.as_ref())
+                        .is_some_and(|t| t.contains_key(&config_key)),
+                }
+            })
+            .map(|c| ObjectRef::from_obj(&**c))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Stores filled from literal objects, for tests of code that reads caches.
+
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+
+    use super::*;
+
+    fn store<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let mut writer = Writer::default();
+        for object in objects {
+            writer.apply_watcher_event(&watcher::Event::Apply(object));
+        }
+        writer.as_reader()
+    }
+
+    /// Objects to put in the stores.
+    #[derive(Default)]
+    pub struct Objects {
+        pub canaries: Vec<Canary>,
+        pub deployments: Vec<Deployment>,
+        pub config_maps: Vec<ConfigMap>,
+        pub secrets: Vec<Secret>,
+        pub metric_templates: Vec<MetricTemplate>,
+        pub alert_providers: Vec<AlertProvider>,
+    }
+
+    /// Stores holding exactly `objects`.
+    pub fn stores(objects: Objects) -> Stores {
+        Stores {
+            canaries: store(objects.canaries),
+            deployments: store(objects.deployments),
+            config_maps: store(objects.config_maps),
+            secrets: store(objects.secrets),
+            metric_templates: store(objects.metric_templates),
+            alert_providers: store(objects.alert_providers),
+        }
+    }
+}

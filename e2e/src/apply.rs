@@ -526,15 +526,26 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
         remove_path(&mut merged, p);
     }
 
-    entries.retain(|e| !is_me(e));
-    entries.push(ManagedEntry {
+    // Keep the timestamp when the manager's set did not change, so a repeated apply is a no-op.
+    let time = entries
+        .iter()
+        .find(|e| is_me(e) && e.fields == applied_set)
+        .map_or_else(|| w.now.to_string(), |e| e.time.clone());
+    let entry = ManagedEntry {
         manager: w.manager.into(),
         operation: "Apply".into(),
         api_version: w.api_version.into(),
-        time: w.now.into(),
+        time,
         subresource: w.subresource.into(),
         fields: applied_set,
-    });
+    };
+    match entries.iter().position(is_me) {
+        Some(pos) => {
+            entries.retain(|e| !is_me(e));
+            entries.insert(pos.min(entries.len()), entry);
+        }
+        None => entries.push(entry),
+    }
     write_managed(&mut merged, &entries);
     Ok(merged)
 }

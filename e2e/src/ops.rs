@@ -286,7 +286,7 @@ pub fn create(store: &mut Store, t: &Target, body: Value, p: &WriteParams) -> Re
 }
 
 /// Copies server-owned metadata from `old` into `new`.
-fn restore_identity(new: &mut Value, old: &Value) {
+fn restore_identity(new: &mut Value, old: &Value, keep_managed: bool) {
     let Some(m) = meta_mut(new) else { return };
     for k in [
         "name",
@@ -299,6 +299,9 @@ fn restore_identity(new: &mut Value, old: &Value) {
         "managedFields",
         "resourceVersion",
     ] {
+        if keep_managed && k == "managedFields" {
+            continue;
+        }
         match old["metadata"].get(k) {
             Some(v) => m.insert(k.into(), v.clone()),
             None => m.remove(k),
@@ -356,7 +359,7 @@ fn finish_update(
     p: &WriteParams,
     record: bool,
 ) -> Result<Value, ApiError> {
-    restore_identity(&mut new, old);
+    restore_identity(&mut new, old, !record);
     new = present(&t.info, &new);
     schema::admit(&t.info, &mut new, Some(old))?;
     if generation_part(&t.info, old) != generation_part(&t.info, &new) {
@@ -521,17 +524,13 @@ fn server_side_apply(
             let merged = apply::apply(Some(&old), &scoped, p.force, &w)?;
             let managed = merged["metadata"]["managedFields"].clone();
             let mut new = scope_write(t, &old, merged);
-            restore_identity(&mut new, &old);
             if let Some(m) = meta_mut(&mut new) {
-                m.insert("managedFields".into(), managed);
+                match managed {
+                    Value::Null => m.remove("managedFields"),
+                    v => m.insert("managedFields".into(), v),
+                };
             }
-            let mut out = finish_update(store, t, key, &old, new, p, false)?;
-            if let Some(m) = out["metadata"].as_object_mut()
-                && m.get("managedFields").is_some_and(Value::is_null)
-            {
-                m.remove("managedFields");
-            }
-            Ok((out, false))
+            Ok((finish_update(store, t, key, &old, new, p, false)?, false))
         }
         None => {
             if t.is_status() {

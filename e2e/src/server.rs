@@ -5,7 +5,10 @@ use std::{
     collections::HashMap,
     net::{Ipv4Addr, SocketAddr},
     path::Path,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -58,6 +61,8 @@ pub struct AppState {
     pub shutdown: watch::Sender<bool>,
     /// Bumped to make every open watch end with a 410 Gone ERROR event.
     pub expire: watch::Sender<u64>,
+    /// Number of open watch streams.
+    pub open_watches: AtomicUsize,
 }
 
 impl AppState {
@@ -295,6 +300,7 @@ impl ApiServer {
             server_address: addr.to_string(),
             shutdown: watch::channel(false).0,
             expire: watch::channel(0).0,
+            open_watches: AtomicUsize::new(0),
         });
         seed_namespaces(&state);
         let app = Router::new().fallback(handle).with_state(state.clone());
@@ -343,6 +349,11 @@ impl ApiServer {
     /// The latest resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.state.lock().current_rv()
+    }
+
+    /// Number of watch streams currently open.
+    pub fn open_watches(&self) -> usize {
+        self.state.open_watches.load(Ordering::SeqCst)
     }
 
     /// Drops the watch history: watches from any earlier resourceVersion get 410 Gone.

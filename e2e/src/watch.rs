@@ -1,7 +1,11 @@
 //! Watch streams: newline-delimited `{"type", "object"}` events from a resourceVersion,
 //! bookmarks, selector transitions, `sendInitialEvents`, timeouts and 410 Gone.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -32,6 +36,22 @@ pub struct WatchRequest {
     /// `sendInitialEvents=true` (streaming list): initial ADDED events, then a bookmark
     /// annotated `k8s.io/initial-events-end`.
     pub send_initial_events: bool,
+}
+
+/// Counts an open watch for as long as it lives.
+struct OpenWatch(Arc<AppState>);
+
+impl OpenWatch {
+    fn new(state: Arc<AppState>) -> Self {
+        state.open_watches.fetch_add(1, Ordering::SeqCst);
+        OpenWatch(state)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.open_watches.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn line(kind: &str, object: &Value) -> Result<Bytes, Infallible> {
@@ -122,7 +142,9 @@ pub fn start(
     };
     let interval = state.bookmark_interval;
     let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t);
+    let open = OpenWatch::new(state.clone());
     Ok(async_stream::stream! {
+        let _open = open;
         if let Some(oldest) = too_old {
             yield line("ERROR", &gone(&req.resource_version, oldest));
             return;

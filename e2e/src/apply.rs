@@ -50,7 +50,8 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn field(&self, name: &str) -> Ctx<'a> {
-        let schema = self.schema.and_then(|s| s["properties"].get(name).or_else(|| s.get("additionalProperties")));
+        let schema =
+            self.schema.and_then(|s| s["properties"].get(name).or_else(|| s.get("additionalProperties")));
         Ctx { schema: schema.filter(|s| s.is_object()), builtin: self.builtin || name == "metadata" }
     }
 
@@ -110,7 +111,13 @@ fn field_set(obj: &Value, schema: Option<&Value>, builtin: bool) -> FieldSet {
             if k == "metadata" {
                 if let Some(meta) = v.as_object() {
                     for (mk, mv) in meta.iter().filter(|(mk, _)| tracked_meta(mk)) {
-                        collect(mv, mk, &mut vec![PathElement::Field(k.clone()), PathElement::Field(mk.clone())], c.field(mk), &mut out);
+                        collect(
+                            mv,
+                            mk,
+                            &mut vec![PathElement::Field(k.clone()), PathElement::Field(mk.clone())],
+                            c.field(mk),
+                            &mut out,
+                        );
                     }
                 }
             } else {
@@ -193,7 +200,8 @@ fn remove_path(obj: &mut Value, path: &[PathElement]) {
             PathElement::Field(f) => cur.get_mut(f),
             PathElement::Key(k) => {
                 let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) else { return };
-                cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| key.iter().all(|(kk, kv)| i.get(kk) == Some(kv))))
+                cur.as_array_mut()
+                    .and_then(|a| a.iter_mut().find(|i| key.iter().all(|(kk, kv)| i.get(kk) == Some(kv))))
             }
             PathElement::Value(v) => {
                 let Ok(want) = serde_json::from_str::<Value>(v) else { return };
@@ -295,10 +303,8 @@ fn insert_path(node: &mut Map<String, Value>, path: &[PathElement]) {
 /// Decodes `FieldsV1` into a field set.
 fn decode(v: &Value, path: &mut FieldPath, out: &mut FieldSet) {
     let Some(m) = v.as_object() else { return };
-    if m.is_empty() || m.contains_key(".") {
-        if !path.is_empty() {
-            out.insert(path.clone());
-        }
+    if (m.is_empty() || m.contains_key(".")) && !path.is_empty() {
+        out.insert(path.clone());
     }
     for (k, child) in m {
         let el = if let Some(f) = k.strip_prefix("f:") {
@@ -356,6 +362,12 @@ pub fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
             v
         })
         .collect();
+    if !obj["metadata"].is_object()
+        && !list.is_empty()
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.insert("metadata".into(), json!({}));
+    }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         if list.is_empty() {
             meta.remove("managedFields");
@@ -423,9 +435,9 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
 /// Removes `null`s recursively (an apply configuration never sets nulls).
 fn drop_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), drop_nulls(v))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), drop_nulls(v))).collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(drop_nulls).collect()),
         other => other.clone(),
     }
@@ -459,7 +471,9 @@ fn merge_applied(live: &mut Value, applied: &Value, name: &str, ctx: Ctx<'_>) {
                 for i in ai {
                     let k = item_key(i, &keys);
                     match li.iter_mut().find(|l| k.is_some() && item_key(l, &keys) == k) {
-                        Some(l) => merge_applied(l, i, name, Ctx { schema: ictx.schema, builtin: ictx.builtin }),
+                        Some(l) => {
+                            merge_applied(l, i, name, Ctx { schema: ictx.schema, builtin: ictx.builtin })
+                        }
                         None => li.push(i.clone()),
                     }
                 }
@@ -477,11 +491,15 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
     let applied = drop_nulls(applied);
     let mut entries = live.map(read_managed).unwrap_or_default();
     let applied_set = field_set(&applied, w.schema, w.builtin);
-    let is_me = |e: &ManagedEntry| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource;
+    let is_me =
+        |e: &ManagedEntry| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource;
 
     let mut conflicts: BTreeMap<FieldPath, Vec<String>> = BTreeMap::new();
     if let Some(live) = live {
-        for p in applied_set.iter().filter(|p| !matches!(p.last(), Some(PathElement::Key(_) | PathElement::Value(_)))) {
+        for p in applied_set
+            .iter()
+            .filter(|p| !matches!(p.last(), Some(PathElement::Key(_) | PathElement::Value(_))))
+        {
             let (lv, av) = (get_path(live, p), get_path(&applied, p));
             if lv.is_none() || lv == av {
                 continue;
@@ -515,7 +533,8 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
     let mut merged = live.cloned().unwrap_or_else(|| json!({}));
     merge_applied(&mut merged, &applied, "", Ctx { schema: w.schema, builtin: w.builtin });
 
-    let previous: FieldSet = entries.iter().filter(|e| is_me(e)).flat_map(|e| e.fields.iter().cloned()).collect();
+    let previous: FieldSet =
+        entries.iter().filter(|e| is_me(e)).flat_map(|e| e.fields.iter().cloned()).collect();
     let owned_by_others = |p: &FieldPath| {
         entries.iter().filter(|e| !is_me(e)).any(|e| e.fields.iter().any(|q| q.starts_with(p)))
     };

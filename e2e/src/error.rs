@@ -77,7 +77,9 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound { .. } => 404,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict(_) | ApiError::ConflictWithCauses { .. } => 409,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict(_) | ApiError::ConflictWithCauses { .. } => {
+                409
+            }
             ApiError::Invalid { .. } => 422,
             ApiError::Gone(_) => 410,
             ApiError::MethodNotAllowed(_) => 405,

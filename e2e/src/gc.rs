@@ -19,15 +19,19 @@ pub fn remove(store: &mut Store, key: &Key, last: Value, rv: u64) {
     if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
         store.registry.unregister_crd(&last);
         if let Some(info) = from_crd(&last).first() {
-            let keys: Vec<Key> =
-                store.all().filter(|(k, _)| k.group == info.group && k.plural == info.plural).map(|(k, _)| k.clone()).collect();
+            let keys: Vec<Key> = store
+                .all()
+                .filter(|(k, _)| k.group == info.group && k.plural == info.plural)
+                .map(|(k, _)| k.clone())
+                .collect();
             for k in keys {
                 force_remove(store, &k);
             }
         }
     }
     if key.group.is_empty() && key.plural == "namespaces" {
-        let keys: Vec<Key> = store.all().filter(|(k, _)| k.namespace == key.name).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<Key> =
+            store.all().filter(|(k, _)| k.namespace == key.name).map(|(k, _)| k.clone()).collect();
         for k in keys {
             force_remove(store, &k);
         }

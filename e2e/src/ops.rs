@@ -42,7 +42,11 @@ impl Target {
         Key {
             group: self.info.group.clone(),
             plural: self.info.plural.clone(),
-            namespace: if self.info.namespaced { self.namespace.clone().unwrap_or_default() } else { String::new() },
+            namespace: if self.info.namespaced {
+                self.namespace.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             name: name.into(),
         }
     }
@@ -119,7 +123,11 @@ pub fn list(store: &Store, t: &Target, sel: &Selectors) -> Value {
 
 /// Parses a request body as a JSON object.
 fn object_body(body: Value) -> Result<Value, ApiError> {
-    if body.is_object() { Ok(body) } else { Err(ApiError::BadRequest("request body must be a JSON object".into())) }
+    if body.is_object() {
+        Ok(body)
+    } else {
+        Err(ApiError::BadRequest("request body must be a JSON object".into()))
+    }
 }
 
 /// Checks `apiVersion`/`kind` of a body against the target, when given.
@@ -148,7 +156,12 @@ fn check_type(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
 /// Random lowercase suffix for `generateName`.
 fn suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    uuid::Uuid::new_v4().as_bytes().iter().take(5).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .take(5)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Kind-specific defaulting and server-populated fields on create.
@@ -169,16 +182,19 @@ fn defaults_on_create(store: &Store, info: &ResourceInfo, obj: &mut Value) {
                 obj["spec"]["type"] = json!("ClusterIP");
             }
         }
-        ("apps", "deployments") => {
-            if obj["spec"].is_object() && obj["spec"]["replicas"].is_null() {
-                obj["spec"]["replicas"] = json!(1);
-            }
+        ("apps", "deployments") if obj["spec"].is_object() && obj["spec"]["replicas"].is_null() => {
+            obj["spec"]["replicas"] = json!(1);
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let names = obj["spec"]["names"].clone();
             let stored: Vec<Value> = obj["spec"]["versions"]
                 .as_array()
-                .map(|vs| vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect())
+                .map(|vs| {
+                    vs.iter()
+                        .filter(|v| v["storage"].as_bool() == Some(true))
+                        .map(|v| v["name"].clone())
+                        .collect()
+                })
                 .unwrap_or_default();
             let t = now();
             obj["status"] = json!({
@@ -205,7 +221,8 @@ fn prepare_create(store: &Store, t: &Target, mut obj: Value) -> Result<(Key, Val
         match m.get("namespace").and_then(Value::as_str) {
             Some(ns) if !ns.is_empty() && ns != path_ns => {
                 return Err(ApiError::BadRequest(
-                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                        .into(),
                 ));
             }
             _ => {}
@@ -214,7 +231,12 @@ fn prepare_create(store: &Store, t: &Target, mut obj: Value) -> Result<(Key, Val
             return Err(ApiError::BadRequest("a namespace is required to create this object".into()));
         }
         m.insert("namespace".into(), path_ns.clone().into());
-        let ns_key = Key { group: String::new(), plural: "namespaces".into(), namespace: String::new(), name: path_ns.clone() };
+        let ns_key = Key {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: path_ns.clone(),
+        };
         if store.get(&ns_key).is_none() {
             return Err(ApiError::NotFound { resource: "namespaces".into(), name: path_ns });
         }
@@ -222,13 +244,18 @@ fn prepare_create(store: &Store, t: &Target, mut obj: Value) -> Result<(Key, Val
         m.remove("namespace");
     }
     if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+        return Err(ApiError::BadRequest(
+            "resourceVersion should not be set on objects to be created".into(),
+        ));
     }
     let mut name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     if name.is_empty() {
         let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
             return Err(ApiError::Invalid {
-                message: format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", t.info.kind),
+                message: format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    t.info.kind
+                ),
                 causes: vec![crate::error::Cause {
                     reason: "FieldValueRequired".into(),
                     field: "metadata.name".into(),
@@ -408,7 +435,13 @@ fn commit(
 }
 
 /// `update` (PUT) of the main resource or the status subresource.
-pub fn update(store: &mut Store, t: &Target, name: &str, body: Value, p: &WriteParams) -> Result<Value, ApiError> {
+pub fn update(
+    store: &mut Store,
+    t: &Target,
+    name: &str,
+    body: Value,
+    p: &WriteParams,
+) -> Result<Value, ApiError> {
     let body = object_body(body)?;
     check_type(&t.info, &body)?;
     let key = t.key(name);
@@ -452,7 +485,8 @@ pub fn patch(
         PatchKind::Json => patch::json_patch(&mut new, &doc)?,
         PatchKind::Strategic if t.info.custom => {
             return Err(ApiError::UnsupportedMediaType(
-                "strategic merge patch is not supported for custom resources; use merge or apply patch".into(),
+                "strategic merge patch is not supported for custom resources; use merge or apply patch"
+                    .into(),
             ));
         }
         PatchKind::Strategic => patch::strategic_merge_patch(&mut new, &doc)?,
@@ -477,11 +511,14 @@ fn server_side_apply(
     p: &WriteParams,
 ) -> Result<(Value, bool), ApiError> {
     if p.field_manager.is_empty() {
-        return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml: fieldManager is required".into()));
+        return Err(ApiError::BadRequest(
+            "PATCH, application/apply-patch+yaml: fieldManager is required".into(),
+        ));
     }
-    let mut applied: Value =
-        serde_norway::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid apply body: {e}")))?;
-    let applied_obj = applied.as_object_mut().ok_or_else(|| ApiError::BadRequest("apply body must be an object".into()))?;
+    let mut applied: Value = serde_norway::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid apply body: {e}")))?;
+    let applied_obj =
+        applied.as_object_mut().ok_or_else(|| ApiError::BadRequest("apply body must be an object".into()))?;
     if applied_obj.get("apiVersion").and_then(Value::as_str).is_none_or(str::is_empty)
         || applied_obj.get("kind").and_then(Value::as_str).is_none_or(str::is_empty)
     {
@@ -509,7 +546,9 @@ fn server_side_apply(
             o.remove("kind");
         }
         if let Some(m) = a.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.retain(|k, _| matches!(k.as_str(), "labels" | "annotations" | "finalizers" | "ownerReferences"));
+            m.retain(|k, _| {
+                matches!(k.as_str(), "labels" | "annotations" | "finalizers" | "ownerReferences")
+            });
         }
         a
     };

@@ -77,7 +77,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| ApiError::Invalid { message: e.to_string(), causes: Vec::new() })
+    json_patch::patch(target, &ops)
+        .map_err(|e| ApiError::Invalid { message: e.to_string(), causes: Vec::new() })
 }
 
 /// Applies a strategic merge patch (approximation documented at module level).
@@ -93,7 +94,10 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Ap
 fn clean(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, v)| !k.starts_with('$') && !v.is_null()).map(|(k, v)| (k.clone(), clean(v))).collect(),
+            m.iter()
+                .filter(|(k, v)| !k.starts_with('$') && !v.is_null())
+                .map(|(k, v)| (k.clone(), clean(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
         other => other.clone(),
@@ -142,7 +146,10 @@ fn smp_value(target: &mut Value, patch: &Map<String, Value>) {
             _ => {
                 let filtered = match pv {
                     Value::Array(a) => Value::Array(
-                        a.iter().filter(|i| i.get("$patch").and_then(Value::as_str) != Some("delete")).map(clean).collect(),
+                        a.iter()
+                            .filter(|i| i.get("$patch").and_then(Value::as_str) != Some("delete"))
+                            .map(clean)
+                            .collect(),
                     ),
                     other => clean(other),
                 };

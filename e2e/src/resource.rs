@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 /// Verbs served for every resource.
-pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// One served resource (group, version, plural) and what the server knows about it.
 #[derive(Debug, Clone)]
@@ -82,7 +83,15 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin("", "v1", "pods", "Pod", true, &["po"], true),
         builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
         builtin("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true),
-        builtin("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], true),
+        builtin(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            true,
+            &["hpa"],
+            true,
+        ),
         builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
         builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
         builtin(
@@ -110,7 +119,8 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
     else {
         return Vec::new();
     };
-    let singular = spec["names"]["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
+    let singular =
+        spec["names"]["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
     let short_names: Vec<String> = spec["names"]["shortNames"]
         .as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())

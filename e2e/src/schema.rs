@@ -115,10 +115,14 @@ fn check(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) 
     let invalid = |causes: &mut Vec<Cause>, msg: String| {
         causes.push(Cause { reason: "FieldValueInvalid".into(), field: path.to_string(), message: msg })
     };
-    let shown = |v: &Value| if v.is_object() || v.is_array() { type_name(v).to_string() } else { v.to_string() };
+    let shown =
+        |v: &Value| if v.is_object() || v.is_array() { type_name(v).to_string() } else { v.to_string() };
     if is_true(s, "x-kubernetes-int-or-string") {
         if !(v.is_string() || v.is_i64() || v.is_u64()) {
-            invalid(causes, format!("Invalid value: {}: {path} in body must be of type int-or-string", shown(v)));
+            invalid(
+                causes,
+                format!("Invalid value: {}: {path} in body must be of type int-or-string", shown(v)),
+            );
         }
         return;
     }
@@ -126,7 +130,10 @@ fn check(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) 
         let got = type_name(v);
         let ok = t == got || (t == "number" && got == "integer");
         if !ok {
-            invalid(causes, format!("Invalid value: \"{got}\": {path} in body must be of type {t}: \"{got}\""));
+            invalid(
+                causes,
+                format!("Invalid value: \"{got}\": {path} in body must be of type {t}: \"{got}\""),
+            );
             return;
         }
     }
@@ -169,7 +176,13 @@ fn check(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) 
             if let Some(min) = s.get("minItems").and_then(Value::as_u64)
                 && (items.len() as u64) < min
             {
-                invalid(causes, format!("Invalid value: {}: {path} in body should have at least {min} items", items.len()));
+                invalid(
+                    causes,
+                    format!(
+                        "Invalid value: {}: {path} in body should have at least {min} items",
+                        items.len()
+                    ),
+                );
             }
             if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
                 && (items.len() as u64) > max
@@ -191,7 +204,10 @@ fn check(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) 
             if let Some(min) = s.get("minLength").and_then(Value::as_u64)
                 && len < min
             {
-                invalid(causes, format!("Invalid value: {v}: {path} in body should be at least {min} chars long"));
+                invalid(
+                    causes,
+                    format!("Invalid value: {v}: {path} in body should be at least {min} chars long"),
+                );
             }
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
                 && len > max
@@ -213,12 +229,18 @@ fn check(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) 
             if let (Some(min), Some(x)) = (s.get("minimum").and_then(Value::as_f64), n.as_f64())
                 && x < min
             {
-                invalid(causes, format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}"));
+                invalid(
+                    causes,
+                    format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}"),
+                );
             }
             if let (Some(max), Some(x)) = (s.get("maximum").and_then(Value::as_f64), n.as_f64())
                 && x > max
             {
-                invalid(causes, format!("Invalid value: {v}: {path} in body should be less than or equal to {max}"));
+                invalid(
+                    causes,
+                    format!("Invalid value: {v}: {path} in body should be less than or equal to {max}"),
+                );
             }
         }
         _ => {}
@@ -246,9 +268,14 @@ mod tests {
         let mut ok = json!({"apiVersion": "x.dev/v1", "kind": "Foo", "metadata": {"name": "a"},
             "spec": {"replicas": 2, "junk": 1}, "extra": true});
         assert!(admit(&info, &mut ok, None).is_ok());
-        assert_eq!(ok, json!({"apiVersion": "x.dev/v1", "kind": "Foo", "metadata": {"name": "a"}, "spec": {"replicas": 2}}));
+        assert_eq!(
+            ok,
+            json!({"apiVersion": "x.dev/v1", "kind": "Foo", "metadata": {"name": "a"}, "spec": {"replicas": 2}})
+        );
         let mut bad = json!({"metadata": {"name": "a"}, "spec": {"replicas": "two", "mode": "c"}});
-        let Err(ApiError::Invalid { causes, .. }) = admit(&info, &mut bad, None) else { panic!("expected Invalid") };
+        let Err(ApiError::Invalid { causes, .. }) = admit(&info, &mut bad, None) else {
+            panic!("expected Invalid")
+        };
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["spec.mode", "spec.replicas"]);
     }

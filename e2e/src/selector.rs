@@ -39,11 +39,9 @@ fn split_top_level(s: &str) -> Vec<&str> {
 
 /// Parses `(a, b)` into values.
 fn parse_set(s: &str) -> Result<Vec<String>, ApiError> {
-    let inner = s
-        .trim()
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ApiError::BadRequest(format!("unable to parse requirement: expected set, got {s:?}")))?;
+    let inner = s.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+        ApiError::BadRequest(format!("unable to parse requirement: expected set, got {s:?}"))
+    })?;
     Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 

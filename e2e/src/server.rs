@@ -82,7 +82,10 @@ fn ok(body: &Value) -> Response {
 }
 
 fn not_found_path(path: &str) -> ApiError {
-    ApiError::NotFound { resource: "the server could not find the requested resource".into(), name: path.into() }
+    ApiError::NotFound {
+        resource: "the server could not find the requested resource".into(),
+        name: path.into(),
+    }
 }
 
 /// A parsed resource path.
@@ -142,7 +145,11 @@ fn write_params(q: &HashMap<String, String>, headers: &HeaderMap, apply: bool) -
         _ if apply => String::new(),
         _ => from_agent(),
     };
-    WriteParams { field_manager, force: flag(q, "force"), dry_run: q.get("dryRun").is_some_and(|d| d == "All") }
+    WriteParams {
+        field_manager,
+        force: flag(q, "force"),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -166,7 +173,12 @@ fn delete_params(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteParam
 
 /// Resolves the resource and checks the path shape against its scope.
 fn resolve(state: &AppState, p: &ResourcePath, path: &str) -> Result<ResourceInfo, ApiError> {
-    let info = state.lock().registry.find(&p.group, &p.version, &p.plural).cloned().ok_or_else(|| not_found_path(path))?;
+    let info = state
+        .lock()
+        .registry
+        .find(&p.group, &p.version, &p.plural)
+        .cloned()
+        .ok_or_else(|| not_found_path(path))?;
     if p.namespace.is_some() && !info.namespaced {
         return Err(not_found_path(path));
     }
@@ -214,12 +226,17 @@ fn resource_request(
         (Method::GET, None) => Ok(ok(&ops::list(&state.lock(), &target, &selectors(q)?))),
         (Method::GET, Some(name)) => Ok(ok(&ops::get(&state.lock(), &target, name)?)),
         (Method::POST, None) => {
-            let obj = ops::create(&mut state.lock(), &target, parse_json(body)?, &write_params(q, headers, false))?;
+            let obj =
+                ops::create(&mut state.lock(), &target, parse_json(body)?, &write_params(q, headers, false))?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
-        (Method::PUT, Some(name)) => {
-            Ok(ok(&ops::update(&mut state.lock(), &target, name, parse_json(body)?, &write_params(q, headers, false))?))
-        }
+        (Method::PUT, Some(name)) => Ok(ok(&ops::update(
+            &mut state.lock(),
+            &target,
+            name,
+            parse_json(body)?,
+            &write_params(q, headers, false),
+        )?)),
         (Method::PATCH, Some(name)) => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let kind = PatchKind::from_content_type(ct)?;
@@ -234,7 +251,9 @@ fn resource_request(
             let d = delete_params(q, body)?;
             Ok(ok(&ops::delete_collection(&mut state.lock(), &target, &selectors(q)?, &d)?))
         }
-        (m, _) => Err(ApiError::MethodNotAllowed(format!("the server does not allow this method ({m}) on the requested resource"))),
+        (m, _) => Err(ApiError::MethodNotAllowed(format!(
+            "the server does not allow this method ({m}) on the requested resource"
+        ))),
     }
 }
 
@@ -255,13 +274,15 @@ async fn handle(
         ["healthz" | "livez" | "readyz"] if get => Ok("ok".into_response()),
         ["api"] if get => Ok(ok(&discovery::core_versions(&state.server_address))),
         ["apis"] if get => Ok(ok(&discovery::group_list(&state.lock().registry))),
-        ["api", "v1"] if get => {
-            discovery::resource_list(&state.lock().registry, "", "v1").map(|v| ok(&v)).ok_or_else(|| not_found_path(&path))
+        ["api", "v1"] if get => discovery::resource_list(&state.lock().registry, "", "v1")
+            .map(|v| ok(&v))
+            .ok_or_else(|| not_found_path(&path)),
+        ["apis", g] if get => {
+            discovery::group(&state.lock().registry, g).map(|v| ok(&v)).ok_or_else(|| not_found_path(&path))
         }
-        ["apis", g] if get => discovery::group(&state.lock().registry, g).map(|v| ok(&v)).ok_or_else(|| not_found_path(&path)),
-        ["apis", g, v] if get => {
-            discovery::resource_list(&state.lock().registry, g, v).map(|v| ok(&v)).ok_or_else(|| not_found_path(&path))
-        }
+        ["apis", g, v] if get => discovery::resource_list(&state.lock().registry, g, v)
+            .map(|v| ok(&v))
+            .ok_or_else(|| not_found_path(&path)),
         ["api", "v1", rest @ ..] => match parse_resource_path("", "v1", rest) {
             Some(p) => resource_request(&state, &method, p, &path, &q, &headers, &body),
             None => Err(not_found_path(&path)),
@@ -337,7 +358,10 @@ impl ApiServer {
 
     /// A kube-rs client configuration for this server.
     pub fn client_config(&self) -> Result<kube::Config, ServerError> {
-        let uri = self.url().parse().map_err(|e: axum::http::uri::InvalidUri| ServerError::Kubeconfig(e.to_string()))?;
+        let uri = self
+            .url()
+            .parse()
+            .map_err(|e: axum::http::uri::InvalidUri| ServerError::Kubeconfig(e.to_string()))?;
         Ok(kube::Config::new(uri))
     }
 
@@ -400,7 +424,12 @@ fn seed_namespaces(state: &AppState) {
             "spec": { "finalizers": ["kubernetes"] },
             "status": { "phase": "Active" },
         });
-        let key = Key { group: String::new(), plural: "namespaces".into(), namespace: String::new(), name: ns.into() };
+        let key = Key {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.into(),
+        };
         store.put(key, obj, rv);
     }
 }

@@ -164,7 +164,14 @@ impl Store {
     pub fn put(&mut self, key: Key, obj: Value, rv: u64) {
         let old = self.objects.insert(key.clone(), obj.clone());
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
-        self.record(Change { rv, group: key.group, plural: key.plural, kind, object: Arc::new(obj), old: old.map(Arc::new) });
+        self.record(Change {
+            rv,
+            group: key.group,
+            plural: key.plural,
+            kind,
+            object: Arc::new(obj),
+            old: old.map(Arc::new),
+        });
     }
 
     /// Removes an object; `last` is its final state (with the deletion's resourceVersion `rv`).

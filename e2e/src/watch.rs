@@ -111,7 +111,8 @@ pub fn start(
             causes: Vec::new(),
         });
     }
-    let initial_state = req.resource_version.is_empty() || req.resource_version == "0" || req.send_initial_events;
+    let initial_state =
+        req.resource_version.is_empty() || req.resource_version == "0" || req.send_initial_events;
     let requested: Option<u64> = if initial_state {
         None
     } else {
@@ -136,7 +137,9 @@ pub fn start(
                     .collect();
                 (rx, cur, objs, Vec::new(), None)
             }
-            Some(r) if r < store.compacted_rv() => (rx, cur, Vec::new(), Vec::new(), Some(store.compacted_rv())),
+            Some(r) if r < store.compacted_rv() => {
+                (rx, cur, Vec::new(), Vec::new(), Some(store.compacted_rv()))
+            }
             Some(r) => (rx, r, Vec::new(), store.history_after(r), None),
         }
     };

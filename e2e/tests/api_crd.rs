@@ -28,7 +28,14 @@ use serde_json::json;
 
 /// A small test kind.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(group = "test.serin.dev", version = "v1", kind = "Widget", namespaced, status = "WidgetStatus", shortname = "wd")]
+#[kube(
+    group = "test.serin.dev",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus",
+    shortname = "wd"
+)]
 pub struct WidgetSpec {
     /// Size.
     pub size: i32,
@@ -58,7 +65,10 @@ async fn install(client: &Client, crd: &CustomResourceDefinition) {
     crds.create(&PostParams::default(), crd).await.expect("crd created");
     let name = crd.name_any();
     let established = await_condition(crds, &name, conditions::is_crd_established());
-    tokio::time::timeout(Duration::from_secs(5), established).await.expect("established in time").expect("wait");
+    tokio::time::timeout(Duration::from_secs(5), established)
+        .await
+        .expect("established in time")
+        .expect("wait");
 }
 
 #[tokio::test]
@@ -147,9 +157,12 @@ async fn serin_crds_apply_and_their_rules_run() {
             assert!(serin.recommended_kind(kind).is_some(), "{kind} served");
         }
         let nss: Api<Namespace> = Api::all(client.clone());
-        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns"))
-            .await
-            .expect("namespace");
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "test"}})).expect("ns"),
+        )
+        .await
+        .expect("namespace");
         let (ar, _) = serin.recommended_kind("Canary").expect("canary");
         let canaries: Api<DynamicObject> = Api::namespaced_with(client.clone(), "test", &ar);
         let load = |rel: &str| -> serde_json::Value {
@@ -157,9 +170,13 @@ async fn serin_crds_apply_and_their_rules_run() {
             serde_norway::from_str(&text).expect("fixture yaml")
         };
         let good = load("tests/fixtures/flagger-compat/nginx-canary.yaml");
-        canaries.patch("podinfo-nginx", &PatchParams::apply("t"), &Patch::Apply(&good)).await.expect("valid canary");
+        canaries
+            .patch("podinfo-nginx", &PatchParams::apply("t"), &Patch::Apply(&good))
+            .await
+            .expect("valid canary");
         let bad = load("tests/fixtures/invalid/maxweight-below-stepweight.yaml");
-        let err = canaries.patch("podinfo", &PatchParams::apply("t"), &Patch::Apply(&bad)).await.expect_err("CEL");
+        let err =
+            canaries.patch("podinfo", &PatchParams::apply("t"), &Patch::Apply(&bad)).await.expect_err("CEL");
         assert_eq!(code(&err), Some(422));
         if let kube::Error::Api(s) = &err {
             assert!(s.message.contains("maxWeight must be at least stepWeight"), "{}", s.message);
@@ -177,11 +194,14 @@ async fn reconcile(w: Arc<Widget>, client: Arc<Client>) -> Result<Action, kube::
         "metadata": {"name": format!("{}-cm", w.name_any()), "ownerReferences": owner},
         "data": {"size": w.spec.size.to_string()}});
     let cms: Api<ConfigMap> = Api::namespaced((*client).clone(), &ns);
-    cms.patch(&format!("{}-cm", w.name_any()), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(&cm)).await?;
+    cms.patch(&format!("{}-cm", w.name_any()), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(&cm))
+        .await?;
     let status = json!({"apiVersion": "test.serin.dev/v1", "kind": "Widget",
         "status": {"observedGeneration": w.meta().generation}});
     let widgets: Api<Widget> = Api::namespaced((*client).clone(), &ns);
-    widgets.patch_status(&w.name_any(), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(&status)).await?;
+    widgets
+        .patch_status(&w.name_any(), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(&status))
+        .await?;
     Ok(Action::await_change())
 }
 
@@ -202,7 +222,10 @@ async fn controller_reconciles_a_crd_registered_through_the_api() {
             .for_each(|_| async {});
         let task = tokio::spawn(controller);
 
-        widgets.create(&PostParams::default(), &Widget::new("w", WidgetSpec { size: 1, color: None })).await.expect("w");
+        widgets
+            .create(&PostParams::default(), &Widget::new("w", WidgetSpec { size: 1, color: None }))
+            .await
+            .expect("w");
         let observed = |generation: i64| {
             let widgets = widgets.clone();
             async move {
@@ -217,11 +240,20 @@ async fn controller_reconciles_a_crd_registered_through_the_api() {
             }
         };
         observed(1).await;
-        assert_eq!(cms.get("w-cm").await.expect("owned cm").data.and_then(|d| d.get("size").cloned()).as_deref(), Some("1"));
+        assert_eq!(
+            cms.get("w-cm").await.expect("owned cm").data.and_then(|d| d.get("size").cloned()).as_deref(),
+            Some("1")
+        );
 
-        widgets.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 7}}))).await.expect("edit");
+        widgets
+            .patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 7}})))
+            .await
+            .expect("edit");
         observed(2).await;
-        assert_eq!(cms.get("w-cm").await.expect("owned cm").data.and_then(|d| d.get("size").cloned()).as_deref(), Some("7"));
+        assert_eq!(
+            cms.get("w-cm").await.expect("owned cm").data.and_then(|d| d.get("size").cloned()).as_deref(),
+            Some("7")
+        );
 
         // Deleting a Widget garbage-collects its ConfigMap.
         widgets.delete("w", &DeleteParams::default()).await.expect("delete");

@@ -76,7 +76,8 @@ async fn kubeconfig_points_a_client_at_the_server() {
         let path = dir.join("kubeconfig");
         server.write_kubeconfig(&path).expect("kubeconfig written");
         let kc = Kubeconfig::read_from(&path).expect("kubeconfig parses");
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
         assert_eq!(config.default_namespace, "default");
         let client = kube::Client::try_from(config).expect("client");
         let cms: Api<ConfigMap> = Api::default_namespaced(client);
@@ -110,7 +111,8 @@ async fn create_get_list_with_selectors() {
         let missing = cms.get("zzz").await.expect_err("missing");
         assert_eq!((code(&missing), reason(&missing).as_deref()), (Some(404), Some("NotFound")));
 
-        let names = |l: kube::core::ObjectList<ConfigMap>| l.items.iter().map(|o| o.name_any()).collect::<Vec<_>>();
+        let names =
+            |l: kube::core::ObjectList<ConfigMap>| l.items.iter().map(|o| o.name_any()).collect::<Vec<_>>();
         for (sel, want) in [
             ("app=web", vec!["a", "b"]),
             ("app==web,tier!=back", vec!["a"]),
@@ -124,7 +126,10 @@ async fn create_get_list_with_selectors() {
         }
         let list = cms.list(&ListParams::default().fields("metadata.name=b")).await.expect("list by field");
         assert_eq!(names(list), vec!["b"]);
-        let list = cms.list(&ListParams::default().fields("metadata.namespace=default").limit(1)).await.expect("list");
+        let list = cms
+            .list(&ListParams::default().fields("metadata.namespace=default").limit(1))
+            .await
+            .expect("list");
         let list_rv: u64 = list.metadata.resource_version.clone().expect("list rv").parse().expect("numeric");
         assert!(list_rv > rv_a);
         assert_eq!(list.items.len(), 3);
@@ -166,7 +171,8 @@ async fn update_with_stale_resource_version_conflicts() {
         let mut unconditional = second.clone();
         unconditional.metadata.resource_version = None;
         unconditional.data = Some([("k".to_string(), "v3".to_string())].into());
-        let third = cms.replace("x", &PostParams::default(), &unconditional).await.expect("unconditional update");
+        let third =
+            cms.replace("x", &PostParams::default(), &unconditional).await.expect("unconditional update");
         assert_eq!(third.data.as_ref().and_then(|d| d.get("k")).map(String::as_str), Some("v3"));
 
         let noop = cms.replace("x", &PostParams::default(), &third).await.expect("no-op update");
@@ -192,7 +198,8 @@ async fn generation_bumps_on_spec_changes_only_and_status_is_separate() {
         assert_eq!(after_labels.metadata.generation, Some(1), "metadata change keeps generation");
 
         let status = Patch::Merge(json!({"status": {"replicas": 3, "observedGeneration": 1}}));
-        let after_status = deploys.patch_status("web", &PatchParams::default(), &status).await.expect("status");
+        let after_status =
+            deploys.patch_status("web", &PatchParams::default(), &status).await.expect("status");
         assert_eq!(after_status.metadata.generation, Some(1), "status change keeps generation");
         assert_eq!(after_status.status.as_ref().and_then(|s| s.replicas), Some(3));
 
@@ -208,9 +215,8 @@ async fn generation_bumps_on_spec_changes_only_and_status_is_separate() {
         let mut via_status = after_spec.clone();
         via_status.spec.as_mut().expect("spec").replicas = Some(10);
         via_status.status.as_mut().expect("status").ready_replicas = Some(2);
-        let replaced = deploys.replace_status("web", &PostParams::default(), &via_status)
-            .await
-            .expect("replace status");
+        let replaced =
+            deploys.replace_status("web", &PostParams::default(), &via_status).await.expect("replace status");
         assert_eq!(replaced.spec.as_ref().and_then(|s| s.replicas), Some(4), "status endpoint ignores spec");
         assert_eq!(replaced.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
         assert_eq!(replaced.metadata.generation, Some(2));

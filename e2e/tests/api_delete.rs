@@ -11,7 +11,8 @@ use kube::{
 use serde_json::json;
 
 fn cm(name: &str, extra_meta: serde_json::Value) -> ConfigMap {
-    let mut v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
+    let mut v =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
     json_patch::merge(&mut v, &json!({ "metadata": extra_meta }));
     serde_json::from_value(v).expect("valid configmap")
 }
@@ -21,7 +22,9 @@ async fn delete_waits_for_finalizers() {
     let (server, client) = start().await;
     bounded(async {
         let cms: Api<ConfigMap> = Api::default_namespaced(client);
-        cms.create(&PostParams::default(), &cm("f", json!({"finalizers": ["serin.dev/cleanup"]}))).await.expect("create");
+        cms.create(&PostParams::default(), &cm("f", json!({"finalizers": ["serin.dev/cleanup"]})))
+            .await
+            .expect("create");
         let res = cms.delete("f", &DeleteParams::default()).await.expect("delete accepted");
         let terminating = res.left().expect("object returned while finalizers remain");
         assert!(terminating.metadata.deletion_timestamp.is_some());
@@ -43,8 +46,16 @@ async fn delete_waits_for_finalizers() {
         // Without finalizers the object goes at once; a precondition mismatch conflicts.
         let plain = cms.create(&PostParams::default(), &cm("p", json!({}))).await.expect("create");
         let err = cms
-            .delete("p", &DeleteParams { preconditions: Some(kube::api::Preconditions {
-                resource_version: Some("1".into()), uid: None }), ..Default::default() })
+            .delete(
+                "p",
+                &DeleteParams {
+                    preconditions: Some(kube::api::Preconditions {
+                        resource_version: Some("1".into()),
+                        uid: None,
+                    }),
+                    ..Default::default()
+                },
+            )
             .await
             .expect_err("precondition");
         assert_eq!(code(&err), Some(409));
@@ -70,8 +81,13 @@ async fn deleting_an_owner_collects_dependents() {
         let pp = PostParams::default();
         let owner = cms.create(&pp, &cm("owner", json!({}))).await.expect("owner");
         let other = cms.create(&pp, &cm("other-owner", json!({}))).await.expect("other owner");
-        let child = cms.create(&pp, &cm("child", json!({"ownerReferences": owner_ref(&owner)}))).await.expect("child");
-        cms.create(&pp, &cm("grandchild", json!({"ownerReferences": owner_ref(&child)}))).await.expect("grandchild");
+        let child = cms
+            .create(&pp, &cm("child", json!({"ownerReferences": owner_ref(&owner)})))
+            .await
+            .expect("child");
+        cms.create(&pp, &cm("grandchild", json!({"ownerReferences": owner_ref(&child)})))
+            .await
+            .expect("grandchild");
         let mut both = owner_ref(&owner);
         if let (Some(a), Some(b)) = (both.as_array_mut(), owner_ref(&other).as_array()) {
             a.extend(b.iter().cloned());

@@ -180,17 +180,29 @@ async fn server_side_apply_merges_keyed_lists_and_status() {
             "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [
                 {"name": "extra", "image": "extra:1"}]}}}});
         let d = deploys.patch("web", &PatchParams::apply("adder"), &Patch::Apply(&add)).await.expect("apply");
-        let names: Vec<String> =
-            d.spec.and_then(|s| s.template.spec).map(|p| p.containers.into_iter().map(|c| c.name).collect()).unwrap_or_default();
+        let names: Vec<String> = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
         assert_eq!(names, vec!["app", "sidecar", "extra"]);
 
         // Status via SSA on the status subresource only touches status.
         let st = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"replicas": 50}, "status": {"readyReplicas": 1, "observedGeneration": 1}});
-        let s = deploys.patch_status("web", &PatchParams::apply("sim").force(), &Patch::Apply(&st)).await.expect("status");
+        let s = deploys
+            .patch_status("web", &PatchParams::apply("sim").force(), &Patch::Apply(&st))
+            .await
+            .expect("status");
         assert_eq!(s.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
         assert_eq!(s.spec.as_ref().and_then(|s| s.replicas), Some(1));
-        let sub = s.metadata.managed_fields.iter().flatten().find(|m| m.manager.as_deref() == Some("sim")).expect("sim");
+        let sub = s
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .find(|m| m.manager.as_deref() == Some("sim"))
+            .expect("sim");
         assert_eq!(sub.subresource.as_deref(), Some("status"));
     })
     .await;

@@ -42,15 +42,23 @@ async fn watch_from_resource_version_replays_later_changes() {
         let list = cms.list(&Default::default()).await.expect("list");
         let rv = list.metadata.resource_version.clone().expect("list rv");
         cms.create(&pp, &cm("after", "a")).await.expect("create");
-        cms.patch("after", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}}))).await.expect("patch");
+        cms.patch("after", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}})))
+            .await
+            .expect("patch");
         cms.delete("after", &DeleteParams::default()).await.expect("delete");
 
-        let stream = cms.watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), &rv).await.expect("watch");
+        let stream = cms
+            .watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), &rv)
+            .await
+            .expect("watch");
         let events: Vec<String> = stream.map_ok(|e| describe(&e)).try_collect().await.expect("events");
         assert_eq!(events, vec!["ADDED after", "MODIFIED after", "DELETED after"]);
 
         // resourceVersion "0": synthetic ADDED for the current state.
-        let stream = cms.watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), "0").await.expect("watch from 0");
+        let stream = cms
+            .watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), "0")
+            .await
+            .expect("watch from 0");
         let events: Vec<String> = stream.map_ok(|e| describe(&e)).try_collect().await.expect("events");
         assert_eq!(events, vec!["ADDED before"]);
     })
@@ -67,19 +75,40 @@ async fn watch_applies_selectors_with_transitions() {
         let pp = PostParams::default();
         cms.create(&pp, &cm("x", "web")).await.expect("x");
         cms.create(&pp, &cm("y", "db")).await.expect("y");
-        cms.patch("y", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})))
-            .await
-            .expect("y joins");
-        cms.patch("x", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}})))
-            .await
-            .expect("x leaves");
+        cms.patch(
+            "y",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})),
+        )
+        .await
+        .expect("y joins");
+        cms.patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}})),
+        )
+        .await
+        .expect("x leaves");
         let wp = WatchParams { bookmarks: false, ..WatchParams::default() }.labels("app=web").timeout(1);
-        let events: Vec<String> =
-            cms.watch(&wp, &rv).await.expect("watch").map_ok(|e| describe(&e)).try_collect().await.expect("events");
+        let events: Vec<String> = cms
+            .watch(&wp, &rv)
+            .await
+            .expect("watch")
+            .map_ok(|e| describe(&e))
+            .try_collect()
+            .await
+            .expect("events");
         assert_eq!(events, vec!["ADDED x", "ADDED y", "DELETED x"]);
-        let wp = WatchParams { bookmarks: false, ..WatchParams::default() }.fields("metadata.name=y").timeout(1);
-        let events: Vec<String> =
-            cms.watch(&wp, &rv).await.expect("watch").map_ok(|e| describe(&e)).try_collect().await.expect("events");
+        let wp =
+            WatchParams { bookmarks: false, ..WatchParams::default() }.fields("metadata.name=y").timeout(1);
+        let events: Vec<String> = cms
+            .watch(&wp, &rv)
+            .await
+            .expect("watch")
+            .map_ok(|e| describe(&e))
+            .try_collect()
+            .await
+            .expect("events");
         assert_eq!(events, vec!["ADDED y", "MODIFIED y"]);
     })
     .await;
@@ -94,14 +123,17 @@ async fn bookmarks_carry_the_latest_resource_version() {
         let leases: Api<Lease> = Api::default_namespaced(client.clone());
         let rv = cms.list(&Default::default()).await.expect("list").metadata.resource_version.expect("rv");
         // A change to another resource still advances the bookmark's resourceVersion.
-        let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}))
-            .expect("lease");
+        let lease: Lease =
+            serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}))
+                .expect("lease");
         let created = leases.create(&PostParams::default(), &lease).await.expect("lease");
         let wp = WatchParams { bookmarks: true, ..WatchParams::default() }.timeout(2);
         let mut stream = cms.watch(&wp, &rv).await.expect("watch").boxed();
         let first = stream.try_next().await.expect("event").expect("some event");
         match first {
-            WatchEvent::Bookmark(b) => assert_eq!(Some(b.metadata.resource_version), created.metadata.resource_version),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(Some(b.metadata.resource_version), created.metadata.resource_version)
+            }
             other => panic!("expected a bookmark, got {}", describe(&other)),
         }
     })
@@ -119,14 +151,22 @@ async fn too_old_resource_version_is_gone() {
         for i in 0..5 {
             cms.create(&PostParams::default(), &cm(&format!("c{i}"), "a")).await.expect("create");
         }
-        let events: Vec<WatchEvent<ConfigMap>> =
-            cms.watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), &rv).await.expect("watch").try_collect().await.expect("ok");
+        let events: Vec<WatchEvent<ConfigMap>> = cms
+            .watch(&WatchParams { bookmarks: false, ..WatchParams::default() }.timeout(1), &rv)
+            .await
+            .expect("watch")
+            .try_collect()
+            .await
+            .expect("ok");
         match events.as_slice() {
             [WatchEvent::Error(s)] => {
                 assert_eq!(s.code, 410);
                 assert_eq!(s.reason, "Expired");
             }
-            other => panic!("expected one 410 ERROR event, got {:?}", other.iter().map(describe).collect::<Vec<_>>()),
+            other => panic!(
+                "expected one 410 ERROR event, got {:?}",
+                other.iter().map(describe).collect::<Vec<_>>()
+            ),
         }
     })
     .await;
@@ -199,7 +239,8 @@ async fn streaming_list_sends_initial_events_end_bookmark() {
         let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
         cms.create(&PostParams::default(), &cm("one", "a")).await.expect("create");
         let stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).default_backoff();
-        let objs: Vec<ConfigMap> = stream.applied_objects().take(1).try_collect().await.expect("initial object");
+        let objs: Vec<ConfigMap> =
+            stream.applied_objects().take(1).try_collect().await.expect("initial object");
         assert_eq!(objs.first().map(|o| o.name_any()).as_deref(), Some("one"));
         tokio::time::sleep(Duration::from_millis(10)).await;
     })

@@ -19,7 +19,8 @@ pub async fn start_with(config: ServerConfig) -> (ApiServer, Client) {
 
 /// Starts a server with fast bookmarks (200 ms) and returns it with a client.
 pub async fn start() -> (ApiServer, Client) {
-    start_with(ServerConfig { bookmark_interval: Duration::from_millis(200), ..ServerConfig::default() }).await
+    start_with(ServerConfig { bookmark_interval: Duration::from_millis(200), ..ServerConfig::default() })
+        .await
 }
 
 /// Runs `fut` under [`TEST_TIMEOUT`].

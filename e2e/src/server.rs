@@ -204,6 +204,12 @@ fn resource_request(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let info = resolve(state, &p, path)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if matches!(*method, Method::POST | Method::PUT) && content_type.contains("protobuf") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json; got {content_type}"
+        )));
+    }
     let target = Target { info, namespace: p.namespace.clone(), subresource: p.subresource.clone() };
     match (method.clone(), p.name.as_deref()) {
         (Method::GET, None) if flag(q, "watch") => {

@@ -592,10 +592,8 @@ fn server_side_apply(
                 && let Some(o) = merged.as_object_mut()
             {
                 o.remove("status");
-                if let Some(s) = base.get("status") {
-                    o.insert("status".into(), s.clone());
-                }
             }
+            defaults_on_create(store, &t.info, &mut merged);
             let mut obj = present(&t.info, &merged);
             schema::admit(&t.info, &mut obj, None)?;
             Ok((commit(store, t, key, None, obj, p.dry_run)?, true))

@@ -151,6 +151,12 @@ async fn serin_crds_apply_and_their_rules_run() {
                 .await
                 .expect("crd applied");
         }
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let established = await_condition(crds, "canaries.serin.dev", conditions::is_crd_established());
+        tokio::time::timeout(Duration::from_secs(5), established)
+            .await
+            .expect("in time")
+            .expect("established");
         let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
         let serin = discovery.get("serin.dev").expect("serin.dev served");
         for kind in ["Canary", "MetricTemplate", "AlertProvider"] {

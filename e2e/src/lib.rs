@@ -6,6 +6,7 @@
 //! and schema validation, and watches with resourceVersions, bookmarks and 410 Gone. The
 //! unmodified kube-rs client, watcher, reflector and Controller run against it.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod apply;
 pub mod discovery;

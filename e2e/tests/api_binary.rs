@@ -44,11 +44,16 @@ async fn binary_serves_and_writes_kubeconfig() {
         assert!(names.contains(&"default".to_string()));
     })
     .await;
-    child.start_kill().expect("signal child");
+    // SIGTERM by pid: the binary shuts down gracefully and exits 0.
+    let pid = child.id().expect("child pid");
+    let term =
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    assert!(term.success());
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("child exits")
         .expect("wait");
+    assert!(status.success(), "graceful exit: {status}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
     result
 }

@@ -73,12 +73,26 @@ pub fn merge_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Applies a JSON patch (list of operations).
+/// Applies a JSON patch (list of operations), atomically.
+///
+/// As in the apiserver's JSON patch library, a `test` of `null` passes when the path is absent
+/// (kube-runtime's `finalizer` helper relies on this to add the first finalizer).
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops)
-        .map_err(|e| ApiError::Invalid { message: e.to_string(), causes: Vec::new() })
+    let mut doc = target.clone();
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+            && doc.pointer(t.path.as_str()).is_none()
+        {
+            continue;
+        }
+        json_patch::patch(&mut doc, std::slice::from_ref(&op))
+            .map_err(|e| ApiError::Invalid { message: e.to_string(), causes: Vec::new() })?;
+    }
+    *target = doc;
+    Ok(())
 }
 
 /// Applies a strategic merge patch (approximation documented at module level).
@@ -206,5 +220,21 @@ mod tests {
                 {"name": "c", "image": "c:1"}
             ]}})
         );
+    }
+}
+
+#[cfg(test)]
+mod json_patch_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_null_passes_on_missing_path() {
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let p = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                       {"op": "add", "path": "/metadata/finalizers", "value": ["a"]}]);
+        let r = json_patch(&mut doc, &p);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(doc["metadata"]["finalizers"], json!(["a"]));
     }
 }

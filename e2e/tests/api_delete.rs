@@ -7,6 +7,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::{
+        controller::Action,
+        finalizer::{Event as FinalizerEvent, finalizer},
+    },
 };
 use serde_json::json;
 
@@ -64,6 +68,34 @@ async fn delete_waits_for_finalizers() {
         assert!(plain.uid().is_some());
         let err = cms.delete("p", &DeleteParams::default()).await.expect_err("already gone");
         assert_eq!(code(&err), Some(404));
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
+    let (server, client) = start().await;
+    bounded(async {
+        let cms: Api<ConfigMap> = Api::default_namespaced(client);
+        cms.create(&PostParams::default(), &cm("fin", json!({}))).await.expect("create");
+        let run = |api: Api<ConfigMap>| async move {
+            let obj = std::sync::Arc::new(api.get("fin").await.expect("get"));
+            finalizer(&api, "serin.dev/finalizer", obj, |ev| async move {
+                Ok::<_, std::convert::Infallible>(match ev {
+                    FinalizerEvent::Apply(_) => Action::await_change(),
+                    FinalizerEvent::Cleanup(_) => Action::await_change(),
+                })
+            })
+            .await
+        };
+        // First pass adds the finalizer (test-null + add), second pass reconciles.
+        run(cms.clone()).await.expect("finalizer added");
+        assert_eq!(cms.get("fin").await.expect("get").finalizers(), ["serin.dev/finalizer"]);
+        run(cms.clone()).await.expect("apply");
+        cms.delete("fin", &DeleteParams::default()).await.expect("delete");
+        run(cms.clone()).await.expect("cleanup removes the finalizer");
+        assert_eq!(code(&cms.get("fin").await.expect_err("gone after cleanup")), Some(404));
     })
     .await;
     server.shutdown().await;

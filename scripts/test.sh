@@ -22,7 +22,7 @@ done
 
 echo "==> cargo fmt --check"
 cargo fmt --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
-echo "==> cargo test"
-cargo test --locked
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "==> cargo test --workspace"
+cargo test --locked --workspace

@@ -538,8 +538,13 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
     let owned_by_others = |p: &FieldPath| {
         entries.iter().filter(|e| !is_me(e)).any(|e| e.fields.iter().any(|q| q.starts_with(p)))
     };
-    let mut removed: Vec<&FieldPath> =
-        previous.iter().filter(|p| !applied_set.contains(*p) && !owned_by_others(p)).collect();
+    let removable: FieldSet =
+        previous.iter().filter(|p| !applied_set.contains(*p) && !owned_by_others(p)).cloned().collect();
+    // Removing a list item removes its fields too; removing the key fields first would lose the item.
+    let mut removed: Vec<&FieldPath> = removable
+        .iter()
+        .filter(|p| !removable.iter().any(|q| q.len() < p.len() && p.starts_with(q)))
+        .collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
         remove_path(&mut merged, p);
@@ -584,6 +589,30 @@ mod tests {
         let mut back = FieldSet::new();
         decode(&encode(&set), &mut Vec::new(), &mut back);
         assert_eq!(set, back);
+    }
+
+    #[test]
+    fn crd_list_map_items_are_owned_per_key() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["port", "protocol"],
+                      "items": {"type": "object"}}}}}});
+        let w = |m: &'static str| Writer {
+            manager: m,
+            api_version: "x/v1",
+            subresource: "",
+            now: "t",
+            schema: Some(&schema),
+            builtin: false,
+        };
+        let a = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "http"}]}});
+        let b = json!({"spec": {"ports": [{"port": 9090, "protocol": "TCP", "name": "metrics"}]}});
+        let live = apply(None, &a, false, &w("a")).unwrap_or_default();
+        let live = apply(Some(&live), &b, false, &w("b")).unwrap_or_default();
+        assert_eq!(live["spec"]["ports"].as_array().map(Vec::len), Some(2));
+        let empty = json!({"spec": {"ports": []}});
+        let live = apply(Some(&live), &empty, false, &w("b")).unwrap_or_default();
+        assert_eq!(live["spec"]["ports"], json!([{"port": 80, "protocol": "TCP", "name": "http"}]));
     }
 
     #[test]

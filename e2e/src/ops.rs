@@ -212,6 +212,26 @@ fn defaults_on_create(store: &Store, info: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Kind-specific normalisation on every write: Secret `stringData` is folded into `data`
+/// (base64), as the apiserver does.
+fn normalize(info: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine as _;
+    if !(info.group.is_empty() && info.plural == "secrets") {
+        return;
+    }
+    let Some(o) = obj.as_object_mut() else { return };
+    let Some(Value::Object(string_data)) = o.remove("stringData") else { return };
+    if !o.get("data").is_some_and(Value::is_object) {
+        o.insert("data".into(), json!({}));
+    }
+    if let Some(data) = o.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in string_data {
+            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            data.insert(k, base64::engine::general_purpose::STANDARD.encode(text).into());
+        }
+    }
+}
+
 /// Fills identity and server fields of a new object, resolving `generateName`.
 fn prepare_create(store: &Store, t: &Target, mut obj: Value) -> Result<(Key, Value), ApiError> {
     check_type(&t.info, &obj)?;
@@ -285,6 +305,7 @@ fn prepare_create(store: &Store, t: &Target, mut obj: Value) -> Result<(Key, Val
         o.remove("status");
     }
     defaults_on_create(store, &t.info, &mut obj);
+    normalize(&t.info, &mut obj);
     Ok((key, obj))
 }
 
@@ -387,6 +408,7 @@ fn finish_update(
     record: bool,
 ) -> Result<Value, ApiError> {
     restore_identity(&mut new, old, !record);
+    normalize(&t.info, &mut new);
     new = present(&t.info, &new);
     schema::admit(&t.info, &mut new, Some(old))?;
     if generation_part(&t.info, old) != generation_part(&t.info, &new) {
@@ -594,6 +616,7 @@ fn server_side_apply(
                 o.remove("status");
             }
             defaults_on_create(store, &t.info, &mut merged);
+            normalize(&t.info, &mut merged);
             let mut obj = present(&t.info, &merged);
             schema::admit(&t.info, &mut obj, None)?;
             Ok((commit(store, t, key, None, obj, p.dry_run)?, true))

@@ -8,7 +8,7 @@ use common::{bounded, code, start};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     coordination::v1::Lease,
-    core::v1::{ConfigMap, Namespace},
+    core::v1::{ConfigMap, Namespace, Secret},
     events::v1::Event as K8sEvent,
 };
 use kube::{
@@ -40,6 +40,23 @@ async fn leases_support_leader_election_style_updates() {
         assert_eq!(code(&err), Some(409));
         assert_eq!(leases.get("serin-leader").await.expect("get").spec.and_then(|s| s.holder_identity), Some("b".into()));
         assert_ne!(taken.resource_version(), held.resource_version());
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn secret_string_data_is_folded_into_data() {
+    let (server, client) = start().await;
+    bounded(async {
+        let secrets: Api<Secret> = Api::default_namespaced(client);
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"url": "http://x"}}))
+                .expect("secret");
+        let created = secrets.create(&PostParams::default(), &s).await.expect("create");
+        assert!(created.string_data.is_none());
+        let data = created.data.expect("data");
+        assert_eq!(data.get("url").map(|b| b.0.as_slice()), Some(b"http://x".as_slice()));
     })
     .await;
     server.shutdown().await;

@@ -241,9 +241,17 @@ pub fn path_string(path: &[PathElement]) -> String {
                 s.push('.');
                 s.push_str(f);
             }
-            PathElement::Key(k) | PathElement::Value(k) => {
+            PathElement::Key(k) => {
+                let parts: Vec<String> = serde_json::from_str::<Map<String, Value>>(k)
+                    .map(|m| m.iter().map(|(kk, kv)| format!("{kk}={kv}")).collect())
+                    .unwrap_or_else(|_| vec![k.clone()]);
                 s.push('[');
-                s.push_str(k);
+                s.push_str(&parts.join(","));
+                s.push(']');
+            }
+            PathElement::Value(v) => {
+                s.push_str("[=");
+                s.push_str(v);
                 s.push(']');
             }
         }
@@ -505,7 +513,10 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
                 continue;
             }
             for e in entries.iter().filter(|e| !is_me(e) && e.fields.contains(p)) {
-                conflicts.entry(p.clone()).or_default().push(e.manager.clone());
+                conflicts
+                    .entry(p.clone())
+                    .or_default()
+                    .push(format!("\"{}\" using {}", e.manager, e.api_version));
             }
         }
     }
@@ -516,13 +527,18 @@ pub fn apply(live: Option<&Value>, applied: &Value, force: bool, w: &Writer<'_>)
                 ms.iter().map(move |m| Cause {
                     reason: "FieldManagerConflict".into(),
                     field: path_string(p),
-                    message: format!("conflict with \"{m}\""),
+                    message: format!("conflict with {m}"),
                 })
             })
             .collect();
         let detail: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.message, c.field)).collect();
         return Err(ApiError::ConflictWithCauses {
-            message: format!("Apply failed with {} conflict(s): {}", causes.len(), detail.join("; ")),
+            message: format!(
+                "Apply failed with {} conflict{}: {}",
+                causes.len(),
+                if causes.len() == 1 { "" } else { "s" },
+                detail.join("\n")
+            ),
             causes,
         });
     }
@@ -580,6 +596,17 @@ mod tests {
 
     fn writer(m: &str) -> Writer<'_> {
         Writer { manager: m, api_version: "v1", subresource: "", now: "t", schema: None, builtin: true }
+    }
+
+    #[test]
+    fn path_strings_look_like_the_apiserver_ones() {
+        let p = vec![
+            PathElement::Field("spec".into()),
+            PathElement::Field("containers".into()),
+            PathElement::Key(r#"{"name":"app"}"#.into()),
+            PathElement::Field("image".into()),
+        ];
+        assert_eq!(path_string(&p), r#".spec.containers[name="app"].image"#);
     }
 
     #[test]

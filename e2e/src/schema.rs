@@ -263,6 +263,18 @@ mod tests {
     }
 
     #[test]
+    fn preserve_unknown_fields_keeps_them() {
+        let crd = json!({"spec": {"group": "x.dev", "names": {"plural": "bars", "kind": "Bar"},
+            "versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                         "properties": {"known": {"type": "object", "properties": {}}}}}}}}]}});
+        let Some(info) = from_crd(&crd).into_iter().next() else { panic!("crd did not parse") };
+        let mut o = json!({"metadata": {"name": "b"}, "spec": {"free": {"x": 1}, "known": {"dropped": 1}}});
+        assert!(admit(&info, &mut o, None).is_ok());
+        assert_eq!(o["spec"], json!({"free": {"x": 1}, "known": {}}));
+    }
+
+    #[test]
     fn prunes_and_checks_types() {
         let Some(info) = info() else { panic!("crd did not parse") };
         let mut ok = json!({"apiVersion": "x.dev/v1", "kind": "Foo", "metadata": {"name": "a"},

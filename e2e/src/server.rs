@@ -212,10 +212,18 @@ fn resource_request(
     }
     let target = Target { info, namespace: p.namespace.clone(), subresource: p.subresource.clone() };
     match (method.clone(), p.name.as_deref()) {
-        (Method::GET, None) if flag(q, "watch") => {
+        (Method::GET, name) if flag(q, "watch") && p.subresource.is_none() => {
+            let mut selectors = selectors(q)?;
+            if let Some(n) = name {
+                // Watching a single object: the same as a metadata.name field selector.
+                selectors.fields = FieldSelector::parse(&format!(
+                    "metadata.name={n}{}",
+                    q.get("fieldSelector").map(|f| format!(",{f}")).unwrap_or_default()
+                ))?;
+            }
             let req = WatchRequest {
                 target,
-                selectors: selectors(q)?,
+                selectors,
                 resource_version: q.get("resourceVersion").cloned().unwrap_or_default(),
                 bookmarks: flag(q, "allowWatchBookmarks"),
                 timeout: q.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs),

@@ -110,6 +110,20 @@ async fn watch_applies_selectors_with_transitions() {
             .await
             .expect("events");
         assert_eq!(events, vec!["ADDED y", "MODIFIED y"]);
+
+        // The legacy single-object form (`.../configmaps/y?watch=1`) is a name-selected watch.
+        let url =
+            format!("/api/v1/namespaces/default/configmaps/y?watch=1&resourceVersion={rv}&timeoutSeconds=1");
+        let req = axum::http::Request::get(url).body(Vec::new()).expect("request");
+        let text = client.request_text(req).await.expect("single-object watch");
+        let types: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                format!("{} {}", v["type"].as_str().unwrap_or_default(), v["object"]["metadata"]["name"])
+            })
+            .collect();
+        assert_eq!(types, vec!["ADDED \"y\"", "MODIFIED \"y\""]);
     })
     .await;
     server.shutdown().await;

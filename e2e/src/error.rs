@@ -28,6 +28,9 @@ pub enum ApiError {
         /// Object name.
         name: String,
     },
+    /// 404 NotFound for a path that names no served resource.
+    #[error("the server could not find the requested resource ({0})")]
+    NoRoute(String),
     /// 409 AlreadyExists.
     #[error("{resource} \"{name}\" already exists")]
     AlreadyExists {
@@ -76,7 +79,7 @@ impl ApiError {
     /// HTTP status code of this error.
     pub fn code(&self) -> u16 {
         match self {
-            ApiError::NotFound { .. } => 404,
+            ApiError::NotFound { .. } | ApiError::NoRoute(_) => 404,
             ApiError::AlreadyExists { .. } | ApiError::Conflict(_) | ApiError::ConflictWithCauses { .. } => {
                 409
             }
@@ -92,7 +95,7 @@ impl ApiError {
     /// `metav1.Status.reason` of this error.
     pub fn reason(&self) -> &'static str {
         match self {
-            ApiError::NotFound { .. } => "NotFound",
+            ApiError::NotFound { .. } | ApiError::NoRoute(_) => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict(_) | ApiError::ConflictWithCauses { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",

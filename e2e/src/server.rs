@@ -15,7 +15,7 @@ use std::{
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::{Query, State},
+    extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
@@ -82,10 +82,7 @@ fn ok(body: &Value) -> Response {
 }
 
 fn not_found_path(path: &str) -> ApiError {
-    ApiError::NotFound {
-        resource: "the server could not find the requested resource".into(),
-        name: path.into(),
-    }
+    ApiError::NoRoute(path.into())
 }
 
 /// A parsed resource path.
@@ -276,10 +273,14 @@ async fn handle(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return ApiError::BadRequest(format!("invalid query: {e}")).into_response(),
+    };
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let get = method == Method::GET;

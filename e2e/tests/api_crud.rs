@@ -62,6 +62,16 @@ async fn discovery_lists_builtin_kinds() {
         }
         let version = client.apiserver_version().await.expect("version");
         assert_eq!(version.major, "1");
+
+        // Unknown paths and methods answer with metav1.Status errors.
+        let req = axum::http::Request::get("/apis/nope.dev/v1/things").body(Vec::new()).expect("request");
+        let err = client.request_text(req).await.expect_err("unknown resource");
+        assert_eq!((code(&err), reason(&err).as_deref()), (Some(404), Some("NotFound")));
+        let req = axum::http::Request::put("/api/v1/namespaces/default/configmaps")
+            .body(b"{}".to_vec())
+            .expect("request");
+        let err = client.request_text(req).await.expect_err("PUT on a collection");
+        assert_eq!((code(&err), reason(&err).as_deref()), (Some(405), Some("MethodNotAllowed")));
     })
     .await;
     server.shutdown().await;

@@ -261,3 +261,61 @@ async fn streaming_list_sends_initial_events_end_bookmark() {
     .await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn reflector_matches_the_server_under_concurrent_writes() {
+    let (server, client) = start().await;
+    bounded(async {
+        let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let stream = reflector(writer, watcher(cms.clone(), watcher::Config::default())).default_backoff();
+        let task = tokio::spawn(stream.for_each(|_| async {}));
+        reader.wait_until_ready().await.expect("store ready");
+
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let cms = cms.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    let name = format!("w{w}-{}", i % 10);
+                    match i % 4 {
+                        0 | 1 => {
+                            let _ = cms.create(&PostParams::default(), &cm(&name, "a")).await;
+                        }
+                        2 => {
+                            let patch = Patch::Merge(json!({"data": {"i": i.to_string()}}));
+                            let _ = cms.patch(&name, &PatchParams::default(), &patch).await;
+                        }
+                        _ => {
+                            let _ = cms.delete(&name, &DeleteParams::default()).await;
+                        }
+                    }
+                }
+            }));
+        }
+        // Expire the watch mid-stream: the watcher relists while writes continue.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        server.expire_watches();
+        for w in writers {
+            w.await.expect("writer");
+        }
+        let want = cms.list(&Default::default()).await.expect("list");
+        let want_rv = want.metadata.resource_version.clone().unwrap_or_default();
+        let mut want: Vec<(String, Option<String>)> =
+            want.items.iter().map(|o| (o.name_any(), o.resource_version())).collect();
+        want.sort();
+        loop {
+            let mut got: Vec<(String, Option<String>)> =
+                reader.state().iter().map(|o| (o.name_any(), o.resource_version())).collect();
+            got.sort();
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!want_rv.is_empty());
+        task.abort();
+    })
+    .await;
+    server.shutdown().await;
+}

@@ -29,6 +29,8 @@ pub struct ResourceInfo {
     pub schema: Option<Value>,
     /// Whether the kind came from a CRD (strategic merge patch is then unsupported).
     pub custom: bool,
+    /// The schema's `x-kubernetes-validations`, compiled once at registration.
+    pub cel: Option<std::sync::Arc<kube::core::cel::CompiledSchema>>,
 }
 
 impl ResourceInfo {
@@ -69,6 +71,7 @@ fn builtin(
         has_status,
         schema: None,
         custom: false,
+        cel: None,
     }
 }
 
@@ -133,6 +136,11 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                 .iter()
                 .filter(|v| v["served"].as_bool().unwrap_or(true))
                 .filter_map(|v| {
+                    let schema = v["schema"].get("openAPIV3Schema").cloned();
+                    let cel = schema
+                        .as_ref()
+                        .filter(|s| s.to_string().contains("x-kubernetes-validations"))
+                        .map(|s| std::sync::Arc::new(kube::core::cel::compile_schema(s)));
                     Some(ResourceInfo {
                         group: group.into(),
                         version: v["name"].as_str()?.into(),
@@ -142,8 +150,9 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                         namespaced,
                         short_names: short_names.clone(),
                         has_status: v["subresources"].get("status").is_some(),
-                        schema: v["schema"].get("openAPIV3Schema").cloned(),
+                        schema,
                         custom: true,
+                        cel,
                     })
                 })
                 .collect()

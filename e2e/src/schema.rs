@@ -6,6 +6,7 @@
 //! `x-kubernetes-validations` through `kube::core::cel`. Unknown fields are pruned unless
 //! `x-kubernetes-preserve-unknown-fields: true`. `format` is not checked.
 
+use kube::core::cel::ErrorKind;
 use serde_json::Value;
 
 use crate::{
@@ -28,11 +29,17 @@ pub fn admit(info: &ResourceInfo, obj: &mut Value, old: Option<&Value>) -> Resul
     let mut causes = Vec::new();
     check(obj, schema, "", true, &mut causes);
     if causes.is_empty()
-        && schema.to_string().contains("x-kubernetes-validations")
-        && let Err(errors) =
-            kube::core::cel::validate_compiled(&kube::core::cel::compile_schema(schema), obj, old)
+        && let Some(compiled) = &info.cel
+        && let Err(errors) = kube::core::cel::validate_compiled(compiled, obj, old)
     {
-        for e in errors.into_vec() {
+        // Fail open where the client-side CEL engine cannot judge a rule (syntax it does not
+        // support, unknown functions, malformed rules); reject on real rule outcomes.
+        for e in errors.into_vec().into_iter().filter(|e| {
+            matches!(
+                e.kind,
+                ErrorKind::ValidationFailure | ErrorKind::InvalidResult | ErrorKind::EvaluationError
+            )
+        }) {
             causes.push(Cause {
                 reason: e.reason.clone().unwrap_or_else(|| "FieldValueInvalid".into()),
                 field: e.field_path.clone(),

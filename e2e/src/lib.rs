@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod delete;
 pub mod discovery;
 pub mod error;
 pub mod gc;

@@ -23,10 +23,11 @@ use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    delete::{self, DeleteParams},
     discovery,
     error::{ApiError, ServerError},
     kubeconfig, ops,
-    ops::{DeleteParams, Target, WriteParams},
+    ops::{Target, WriteParams},
     patch::PatchKind,
     resource::ResourceInfo,
     selector::{FieldSelector, LabelSelector, Selectors},
@@ -256,11 +257,11 @@ fn resource_request(
             Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
         }
         (Method::DELETE, Some(name)) => {
-            Ok(ok(&ops::delete(&mut state.lock(), &target, name, &delete_params(q, body)?)?))
+            Ok(ok(&delete::delete(&mut state.lock(), &target, name, &delete_params(q, body)?)?))
         }
         (Method::DELETE, None) => {
             let d = delete_params(q, body)?;
-            Ok(ok(&ops::delete_collection(&mut state.lock(), &target, &selectors(q)?, &d)?))
+            Ok(ok(&delete::delete_collection(&mut state.lock(), &target, &selectors(q)?, &d)?))
         }
         (m, _) => Err(ApiError::MethodNotAllowed(format!(
             "the server does not allow this method ({m}) on the requested resource"

@@ -1,6 +1,6 @@
-//! The verbs: get, list, create, update, patch (merge, JSON, strategic, apply), delete and
-//! deletecollection, with optimistic concurrency, generation, status-subresource separation,
-//! finalizers and managed fields.
+//! The read and write verbs: get, list, create, update and patch (merge, JSON, strategic, apply),
+//! with optimistic concurrency, generation, status-subresource separation, finalizer completion
+//! and managed fields. Deletion is in [`crate::delete`].
 
 use serde_json::{Map, Value, json};
 

@@ -29,8 +29,8 @@ done
 
 echo "==> cargo fmt --check"
 cargo fmt --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
-echo "==> cargo test"
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "==> cargo test --workspace"
 # Tests that need a real Prometheus fail instead of skipping when it is missing.
-SERIN_REQUIRE_PROMETHEUS=1 cargo test --locked
+SERIN_REQUIRE_PROMETHEUS=1 cargo test --locked --workspace

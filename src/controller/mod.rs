@@ -3,3 +3,4 @@
 
 pub mod observe;
 pub mod stores;
+pub mod workloads;

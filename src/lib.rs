@@ -7,8 +7,10 @@
 pub mod analysis;
 pub mod cli;
 pub mod crd;
+pub mod loadtester;
 pub mod manifest;
 pub mod ops;
 pub mod router;
 pub mod telemetry;
+pub mod webhook;
 pub mod workload;

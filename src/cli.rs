@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::crd::annotations::Action;
 use crate::crd::duration::parse_duration;
 use crate::crd::{self, Provider};
+use crate::loadtester::bench::{self, BenchError, BenchPlan};
 use crate::loadtester::{self, LoadtesterError, load::Limits};
 use crate::manifest;
 use crate::ops::{self, OpsError, actions::Request, status::Selection};
@@ -77,7 +78,11 @@ pub enum Command {
 
 /// Settings of `serin loadtester`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LoadtesterArgs {
+    /// Instead of serving: measure the load generator.
+    #[command(subcommand)]
+    pub command: Option<LoadtesterCommand>,
     /// Address to listen on (in a pod: `0.0.0.0:9090`).
     #[arg(long, env = "SERIN_LOADTESTER_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: String,
@@ -109,6 +114,24 @@ pub struct LoadtesterArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// Load tester tools.
+#[derive(Debug, Subcommand)]
+pub enum LoadtesterCommand {
+    /// Drive load at a local target (127.0.0.1) and print requested vs achieved rate, latency
+    /// percentiles and the maximum rate of one client thread (plus `wrk`/`hey`, when on PATH).
+    Bench {
+        /// Requested rates, requests per second.
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0, 100.0, 1000.0, 5000.0])]
+        rates: Vec<f64>,
+        /// Length of each step (Go duration).
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Workers of the maximum-rate step.
+        #[arg(long, default_value_t = 64)]
+        concurrency: u32,
+    },
 }
 
 impl LoadtesterArgs {
@@ -165,6 +188,9 @@ pub enum CliError {
     /// The load tester failed.
     #[error("loadtester: {0}")]
     Loadtester(#[from] LoadtesterError),
+    /// The benchmark failed.
+    #[error("bench: {0}")]
+    Bench(#[from] BenchError),
 }
 
 async fn request(target: Target, request: Request) -> Result<ExitCode, CliError> {
@@ -230,6 +256,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Retry(target) => request(target, Request::Action(Action::Retry)).await,
         Command::Pause(target) => request(target, Request::Pause).await,
         Command::Resume(target) => request(target, Request::Resume).await,
+        Command::Loadtester(LoadtesterArgs {
+            command: Some(LoadtesterCommand::Bench { rates, duration, concurrency }),
+            ..
+        }) => {
+            let plan =
+                BenchPlan { rates, duration: duration.min(std::time::Duration::from_secs(60)), concurrency };
+            tokio::task::spawn_blocking(move || bench::run(&plan, &mut std::io::stdout().lock()))
+                .await
+                .map_err(|err| BenchError::Setup(err.to_string()))??;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Loadtester(args) => {
             logging::init(args.log_format);
             loadtester::run(&args.listen, args.config()?).await?;

@@ -405,8 +405,11 @@ pub async fn run(
         }
     }
     while tasks.join_next().await.is_some() {}
+    // A load bounded by time ran over its whole window, even if its last request left before
+    // the end (at rate r, the last one leaves up to 1/r early): rates are per window.
+    let window = if spec.requests.is_none() { end - started } else { Duration::ZERO };
     if let Ok(mut stats) = stats.lock() {
-        stats.elapsed = started.elapsed();
+        stats.elapsed = started.elapsed().max(window);
     }
 }
 

@@ -59,19 +59,24 @@ impl Running {
     }
 }
 
-/// A target: `/ok` answers 200, `/fail` 500, `/half` 500 to every other request; counts every
-/// request.
+/// A target: `/ok` answers 200, `/fail` 500, `/half` 500 to every other request, `/expect` 200
+/// only with `Host: podinfo.example` and `X-Canary: insider`; counts every request.
 async fn target() -> (Running, Arc<AtomicU64>) {
     let hits = Arc::new(AtomicU64::new(0));
     let counter = hits.clone();
     let app = Router::new().route(
         "/{what}",
-        any(move |axum::extract::Path(what): axum::extract::Path<String>| {
+        any(move |axum::extract::Path(what): axum::extract::Path<String>, headers: axum::http::HeaderMap| {
             let counter = counter.clone();
             async move {
                 let hit = counter.fetch_add(1, Ordering::Relaxed);
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 match what.as_str() {
                     "fail" => StatusCode::INTERNAL_SERVER_ERROR,
+                    "expect" if header("host") != "podinfo.example" || header("x-canary") != "insider" => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
                     "half" if hit.is_multiple_of(2) => StatusCode::INTERNAL_SERVER_ERROR,
                     _ => StatusCode::OK,
                 }
@@ -153,7 +158,10 @@ async fn native_load_at_a_rate_sends_about_the_expected_count_and_reports_it() {
 async fn hey_commands_run_natively_once_while_running() {
     let (target, hits) = target().await;
     let tester = Running::tester(Config::default()).await;
-    let cmd = format!("hey -z 1s -q 10 -c 2 -m GET -H 'X-Canary: insider' {}/ok", target.base);
+    let cmd = format!(
+        "hey -z 1s -q 10 -c 2 -m GET -H 'X-Canary: insider' -host podinfo.example {}/expect",
+        target.base
+    );
     let (status, first) = post(&tester.base, "/", payload(json!({"cmd": cmd}))).await;
     assert_eq!(status, 202, "{first}");
     assert!(first.ends_with("started"), "{first}");
@@ -167,6 +175,7 @@ async fn hey_commands_run_natively_once_while_running() {
     let requests = result["summary"]["requests"].as_u64().expect("requests");
     assert!((10..=30).contains(&requests), "20 req/s for 1 s sent {requests}");
     assert_eq!(hits.load(Ordering::Relaxed), requests, "a second load ran");
+    assert_eq!(result["summary"]["errors"], 0, "Host or X-Canary header not sent: {result}");
     tester.stop().await;
     target.stop().await;
 }

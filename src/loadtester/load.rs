@@ -264,10 +264,17 @@ impl LoadStats {
     }
 }
 
+/// Finished requests a running load needs before its error rate is judged.
+pub const MIN_RUNNING_SAMPLE: u64 = 20;
+
 /// Pure: whether a load failed. `max_error_rate` is in percent; without it a load fails only
-/// when no request got a non-error answer. A running load with no finished request yet passes.
+/// when no request got a non-error answer. A running load is judged only on its error rate and
+/// only from [`MIN_RUNNING_SAMPLE`] finished requests on, so a few early errors do not fail it.
 pub fn judge(summary: &LoadSummary, max_error_rate: Option<f64>) -> Result<(), String> {
     let running = summary.state == "running";
+    if running && summary.requests < MIN_RUNNING_SAMPLE {
+        return Ok(());
+    }
     if summary.requests == 0 {
         return if running { Ok(()) } else { Err("the load sent no request".into()) };
     }
@@ -484,5 +491,10 @@ mod tests {
         let empty = LoadStats::default();
         assert!(judge(&empty.summary(false), None).is_err());
         assert_eq!(judge(&empty.summary(true), Some(0.0)), Ok(()));
+        let early = LoadStats { requests: 2, errors: 2, ..LoadStats::default() };
+        assert_eq!(judge(&early.summary(true), Some(5.0)), Ok(()), "too few requests to judge yet");
+        let running = LoadStats { requests: 40, errors: 4, ..LoadStats::default() };
+        assert!(judge(&running.summary(true), Some(5.0)).is_err());
+        assert_eq!(judge(&running.summary(true), None), Ok(()));
     }
 }

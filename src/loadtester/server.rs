@@ -2,7 +2,7 @@
 //!
 //! | endpoint | answer |
 //! |---|---|
-//! | `POST /` | runs the task in the payload's `metadata` (see [`crate::loadtester::task`]): loads and `cmd` → 202 at once; `load-result` → 200/500 with a JSON summary, 404 when unknown; `bash`/`helm`/`kubectl` → 200/500; shell without `--allow-shell` → 403 |
+//! | `POST /` | runs the task in the payload's `metadata` (see [`crate::loadtester::task`]): loads and `cmd` → 202 at once; `load-result` → 200/500 with a JSON summary, 404 when no such load appears within [`LOAD_RESULT_GRACE`]; `bash`/`helm`/`kubectl` → 200/500; shell without `--allow-shell` → 403 |
 //! | `/gate/approve` | always 200 |
 //! | `/gate/halt` | always 403 |
 //! | `POST /gate/check` | payload → 200 when the gate `<name>.<namespace>` is open for this release, else 403 |
@@ -14,6 +14,7 @@
 //! With `--namespace-regexp`, payloads whose namespace does not match (the whole name) get 403.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +33,9 @@ use crate::loadtester::task::{self, ShellMode, Task};
 use crate::webhook::payload::CanaryWebhookPayload;
 
 type Shared = State<Arc<LoadTester>>;
+
+/// How long `load-result` waits for an unknown load to appear before answering 404.
+pub const LOAD_RESULT_GRACE: Duration = Duration::from_secs(2);
 
 fn reply(status: StatusCode, text: impl Into<String>) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.into()).into_response()
@@ -187,7 +191,17 @@ async fn run_task(State(tester): Shared, body: Bytes) -> Response {
             }
         }
         Task::LoadResult { task, max_error_rate } => {
-            match tester.runs.report(&canary, task.as_deref(), &payload.checksum, max_error_rate) {
+            // Hooks of one kind run concurrently, so in the first tick the result request can
+            // arrive just before the load's own request: wait a moment for it.
+            let mut report = tester.runs.report(&canary, task.as_deref(), &payload.checksum, max_error_rate);
+            for _ in 0..(LOAD_RESULT_GRACE.as_millis() / 50) {
+                if report.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                report = tester.runs.report(&canary, task.as_deref(), &payload.checksum, max_error_rate);
+            }
+            match report {
                 None => {
                     tester.metrics.task("load-result", "not_found");
                     let which = task.map(|t| format!("load {t}")).unwrap_or_else(|| "no load".into());

@@ -355,3 +355,27 @@ async fn bad_requests_and_the_namespace_authorizer() {
     assert_eq!(health.status().as_u16(), 200);
     tester.stop().await;
 }
+
+#[tokio::test]
+async fn a_result_request_racing_the_load_start_waits_for_it() {
+    let (target, _) = target().await;
+    let tester = Running::tester(Config::default()).await;
+    let base = tester.base.clone();
+    let result = tokio::spawn(async move {
+        post(&base, "/", payload(json!({"type": "load-result", "task": "race"}))).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let load = json!({"type": "load", "task": "race", "url": format!("{}/ok", target.base),
+        "rate": "10", "duration": "1s"});
+    assert_eq!(post(&tester.base, "/", payload(load)).await.0, 202);
+    let (status, body) = result.await.expect("joined");
+    assert_eq!(status, 200, "{body}");
+    let value: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (value["verdict"].as_str(), value["summary"]["state"].as_str()),
+        (Some("passed"), Some("running"))
+    );
+    finished_result(&tester.base, json!({"type": "load-result", "task": "race"})).await;
+    tester.stop().await;
+    target.stop().await;
+}

@@ -8,16 +8,22 @@
 //! | `rollback` | [`RollbackAnswer`]: a 2xx from any hook means "roll back"; errors and non-2xx mean "keep going" |
 //! | `post-rollout`, `event` | [`KindAnswer::Logged`]: failures are logged only |
 //!
+//! The controller's entry points are [`run_kind`] (the Canary's hooks of one kind, payloads built)
+//! and [`run_event`] (event hooks); both end in [`run_all`].
+//!
 //! Hooks of one kind run concurrently under one deadline ([`run_all`]), so their timeouts do not
 //! add up and stretch the analysis interval. A hook still running at the deadline gets
 //! [`HookError::BudgetExceeded`], which counts as a failure (a closed gate, a failed check).
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
 
-use crate::crd::canary::WebhookType;
-use crate::webhook::caller::{CallReport, HookCall, HookError, WebhookCaller};
+use crate::crd::CanaryPhase;
+use crate::crd::canary::{Webhook, WebhookType};
+use crate::webhook::caller::{CallReport, HookCall, HookError, SecretHeaders, WebhookCaller};
+use crate::webhook::payload::{CanaryRef, CanaryWebhookPayload, EventType};
 
 /// Condition reason when a confirm-rollout gate stays closed past its deadline.
 pub const CONFIRM_ROLLOUT_EXPIRED_REASON: &str = "ConfirmRolloutExpired";
@@ -73,6 +79,71 @@ pub async fn run_all(caller: &dyn WebhookCaller, calls: &[HookCall], budget: Dur
         HookOutcome { name: call.name.clone(), kind: call.kind, mute_alert: call.mute_alert, report }
     }))
     .await
+}
+
+/// Runs the Canary's hooks of `kind` (by effective type; not `event`, see [`run_event`]) with
+/// Flagger's payload for `phase`, under one `budget`. `secrets` holds the resolved secret
+/// headers by hook name. A hook that cannot be called as written (bad timeout) is an outcome
+/// with [`HookError::Invalid`] and 0 attempts, so it fails its gate or check like any failure.
+pub async fn run_kind(
+    caller: &dyn WebhookCaller,
+    kind: WebhookType,
+    hooks: &[Webhook],
+    canary: &CanaryRef<'_>,
+    phase: CanaryPhase,
+    secrets: &BTreeMap<String, SecretHeaders>,
+    budget: Duration,
+) -> Vec<HookOutcome> {
+    let kind = kind.effective();
+    let selected = hooks.iter().filter(|hook| hook.type_.unwrap_or(WebhookType::Unset).effective() == kind);
+    let built = selected.map(|hook| {
+        let payload = CanaryWebhookPayload::for_hook(canary, phase, hook);
+        HookCall::from_webhook(hook, payload, secrets.get(&hook.name).cloned().unwrap_or_default())
+            .map_err(|err| invalid(hook, kind, err))
+    });
+    run_built(caller, built.collect(), budget).await
+}
+
+/// Sends one Kubernetes Event to the Canary's `event` hooks (their failures are to be logged
+/// only), under one `budget`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_event(
+    caller: &dyn WebhookCaller,
+    hooks: &[Webhook],
+    canary: &CanaryRef<'_>,
+    phase: CanaryPhase,
+    message: &str,
+    event_type: EventType,
+    secrets: &BTreeMap<String, SecretHeaders>,
+    budget: Duration,
+) -> Vec<HookOutcome> {
+    let now = SystemTime::now();
+    let built = hooks.iter().filter(|hook| hook.type_ == Some(WebhookType::Event)).map(|hook| {
+        let payload =
+            CanaryWebhookPayload::for_event(canary, phase, hook.metadata.as_ref(), message, event_type, now);
+        HookCall::from_webhook(hook, payload, secrets.get(&hook.name).cloned().unwrap_or_default())
+            .map_err(|err| invalid(hook, WebhookType::Event, err))
+    });
+    run_built(caller, built.collect(), budget).await
+}
+
+fn invalid(hook: &Webhook, kind: WebhookType, err: HookError) -> HookOutcome {
+    HookOutcome {
+        name: hook.name.clone(),
+        kind,
+        mute_alert: hook.mute_alert.unwrap_or(false),
+        report: CallReport { attempts: 0, elapsed: Duration::ZERO, result: Err(err) },
+    }
+}
+
+async fn run_built(
+    caller: &dyn WebhookCaller,
+    built: Vec<Result<HookCall, HookOutcome>>,
+    budget: Duration,
+) -> Vec<HookOutcome> {
+    let calls: Vec<HookCall> = built.iter().filter_map(|b| b.as_ref().ok().cloned()).collect();
+    let mut ran = run_all(caller, &calls, budget).await.into_iter();
+    built.into_iter().filter_map(|b| b.err().or_else(|| ran.next())).collect()
 }
 
 /// A time bound for one kind's batch inside an analysis `interval`: 80% of it, at least 1 s,
@@ -367,6 +438,76 @@ mod tests {
             ),
             ConfirmRolloutState::Wait { remaining: None }
         );
+    }
+
+    fn hooks() -> Vec<Webhook> {
+        serde_json::from_value(serde_json::json!([
+            {"name": "load", "url": "http://lt/", "metadata": {"cmd": "hey -z 1m http://x/"}},
+            {"name": "smoke", "type": "rollout", "url": "http://lt/"},
+            {"name": "approval", "type": "confirm-promotion", "url": "http://lt/gate/check"},
+            {"name": "broken", "type": "rollout", "url": "http://lt/", "timeout": "soon"},
+            {"name": "events", "type": "event", "url": "http://events/", "metadata": {"team": "a"}},
+        ]))
+        .expect("hooks")
+    }
+
+    const CANARY: CanaryRef<'static> = CanaryRef { name: "podinfo", namespace: "test", checksum: "abc" };
+
+    #[tokio::test]
+    async fn run_kind_selects_by_effective_type_and_fails_invalid_hooks() {
+        let caller = crate::webhook::FakeCaller::new();
+        caller.answer("smoke", Ok(500));
+        let secrets = BTreeMap::from([(
+            "load".to_string(),
+            SecretHeaders::new(BTreeMap::from([("Authorization".into(), "Bearer t".into())])),
+        )]);
+        let outcomes = run_kind(
+            &caller,
+            WebhookType::Rollout,
+            &hooks(),
+            &CANARY,
+            CanaryPhase::Progressing,
+            &secrets,
+            Duration::from_secs(1),
+        )
+        .await;
+        let names: Vec<_> = outcomes.iter().map(|o| (o.name.as_str(), o.succeeded())).collect();
+        assert_eq!(names, [("load", true), ("smoke", false), ("broken", false)]);
+        assert!(matches!(outcomes[2].report.result, Err(HookError::Invalid(_))));
+        let calls = caller.calls();
+        assert_eq!(calls.len(), 2, "the invalid hook is not called");
+        assert_eq!(calls[0].payload.metadata["cmd"], "hey -z 1m http://x/");
+        assert_eq!(
+            (calls[0].payload.phase.as_str(), calls[0].payload.checksum.as_str()),
+            ("Progressing", "abc")
+        );
+        assert_eq!(calls[0].secret_headers.names().collect::<Vec<_>>(), ["Authorization"]);
+        let KindAnswer::Check(check) = answer(WebhookType::Rollout, &outcomes) else { panic!() };
+        assert_eq!(check.failures.len(), 2);
+
+        let events = run_event(
+            &caller,
+            &hooks(),
+            &CANARY,
+            CanaryPhase::Progressing,
+            "Advance podinfo.test canary weight 10",
+            EventType::Normal,
+            &BTreeMap::new(),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(events.len(), 1);
+        let event = caller.calls().pop().expect("event call");
+        assert_eq!(event.payload.metadata["eventMessage"], "Advance podinfo.test canary weight 10");
+        assert_eq!(event.payload.metadata["team"], "a");
+    }
+
+    #[test]
+    fn callers_are_dyn_compatible() {
+        let fake: std::sync::Arc<dyn WebhookCaller> = std::sync::Arc::new(crate::webhook::FakeCaller::new());
+        let http: std::sync::Arc<dyn WebhookCaller> =
+            std::sync::Arc::new(crate::webhook::HttpCaller::new().expect("client"));
+        drop((fake, http));
     }
 
     #[test]

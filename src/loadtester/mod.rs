@@ -5,7 +5,7 @@
 //! Modules: [`task`] reads a payload's metadata, [`hey`] translates `hey` command lines,
 //! [`load`] generates load, [`runs`] deduplicates loads and keeps their outcomes, [`gates`]
 //! holds gate state, [`shell`] runs allowed commands, [`metrics`] and [`server`] expose it all;
-//! [`bench`] measures the load generator.
+//! [`bench`](mod@bench) measures the load generator.
 
 pub mod bench;
 pub mod gates;

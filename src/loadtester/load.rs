@@ -350,8 +350,12 @@ fn describe(err: &reqwest::Error) -> String {
     text
 }
 
+/// How long requests still in flight at the end of a load may take to finish.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the load to its end (duration, request count, or `max_duration`), updating `stats` as
-/// requests finish. In-flight requests are awaited (each is bounded by the spec's timeout).
+/// requests finish. Requests in flight at the end get [`IN_FLIGHT_GRACE`] (at most their
+/// timeout) to finish; the rest are dropped uncounted.
 pub async fn run(
     spec: Arc<LoadSpec>,
     client: reqwest::Client,
@@ -411,7 +415,20 @@ pub async fn run(
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    // Requests still in flight at the end get a short grace, then are dropped, so a hanging
+    // target cannot keep a load alive past its window for a whole request timeout.
+    let grace = tokio::time::sleep_until(end.max(Instant::now()) + spec.timeout.min(IN_FLIGHT_GRACE));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() { break },
+            () = &mut grace => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
     // A load bounded by time ran over its whole window, even if its last request left before
     // the end (at rate r, the last one leaves up to 1/r early): rates are per window.
     let window = if spec.requests.is_none() { end - started } else { Duration::ZERO };

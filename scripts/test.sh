@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 # System packages the tests use; installed only when missing.
 packages=()
 command -v git >/dev/null 2>&1 || packages+=(git)
+# Real Prometheus (and promtool) for the metric-provider tests; openssl makes their TLS cert.
+command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
+for pkg in pkg-config libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")
+done
 if ((${#packages[@]})); then
   echo "==> installing ${packages[*]}"
   sudo=""
@@ -25,4 +32,5 @@ cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 echo "==> cargo test"
-cargo test --locked
+# Tests that need a real Prometheus fail instead of skipping when it is missing.
+SERIN_REQUIRE_PROMETHEUS=1 cargo test --locked

@@ -13,7 +13,7 @@ use crate::crd::{self, Provider};
 use crate::loadtester::bench::{self, BenchError, BenchPlan};
 use crate::loadtester::{self, LoadtesterError, load::Limits};
 use crate::manifest;
-use crate::ops::{self, OpsError, actions::Request, status::Selection};
+use crate::ops::{self, OpsError, status::Selection};
 use crate::telemetry::logging::{self, LogFormat};
 
 /// Serin: progressive delivery for Kubernetes with Git rollback.
@@ -193,16 +193,11 @@ pub enum CliError {
     Bench(#[from] BenchError),
 }
 
-async fn request(target: Target, request: Request) -> Result<ExitCode, CliError> {
+async fn request(target: Target, action: Action) -> Result<ExitCode, CliError> {
     let client = ops::client().await?;
     let namespace = target.namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    ops::actions::send(client, &namespace, &target.name, request).await?;
-    let what = match request {
-        Request::Action(action) => action.as_str(),
-        Request::Pause => "pause",
-        Request::Resume => "resume",
-    };
-    println!("canary {namespace}/{}: {what} requested", target.name);
+    ops::actions::send(client, &namespace, &target.name, action).await?;
+    println!("canary {namespace}/{}: {} requested", target.name, action.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -251,11 +246,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Promote(target) => request(target, Request::Action(Action::Promote)).await,
-        Command::Abort(target) => request(target, Request::Action(Action::Abort)).await,
-        Command::Retry(target) => request(target, Request::Action(Action::Retry)).await,
-        Command::Pause(target) => request(target, Request::Pause).await,
-        Command::Resume(target) => request(target, Request::Resume).await,
+        Command::Promote(target) => request(target, Action::Promote).await,
+        Command::Abort(target) => request(target, Action::Abort).await,
+        Command::Retry(target) => request(target, Action::Retry).await,
+        Command::Pause(target) => request(target, Action::Pause).await,
+        Command::Resume(target) => request(target, Action::Resume).await,
         Command::Loadtester(LoadtesterArgs {
             command: Some(LoadtesterCommand::Bench { rates, duration, concurrency }),
             ..

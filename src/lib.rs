@@ -7,9 +7,12 @@
 pub mod analysis;
 pub mod cli;
 pub mod crd;
+pub mod gitops;
 pub mod loadtester;
 pub mod manifest;
+pub mod notify;
 pub mod ops;
+pub mod rollout;
 pub mod router;
 pub mod telemetry;
 pub mod webhook;

@@ -2,10 +2,9 @@
 //! Annotations, not spec fields, so the GitOps agent that owns the spec does not fight them:
 //! Flux and Argo CD only manage the fields they apply.
 
-/// One-shot request, value `promote`, `abort` or `retry`; the controller clears it once handled.
+/// One-shot request, value `promote`, `abort`, `retry`, `pause` or `resume`; the controller
+/// clears it once handled (a pause is then remembered in `status.paused`).
 pub const ACTION: &str = "serin.dev/action";
-/// While present with value `"true"`, the controller takes no step for this canary.
-pub const PAUSED: &str = "serin.dev/paused";
 
 /// One-shot operator requests carried by [`ACTION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +15,10 @@ pub enum Action {
     Abort,
     /// Run a failed or quarantined revision again.
     Retry,
+    /// Freeze the release where it is; traffic stays as it is.
+    Pause,
+    /// Undo `pause`.
+    Resume,
 }
 
 impl Action {
@@ -25,6 +28,8 @@ impl Action {
             Action::Promote => "promote",
             Action::Abort => "abort",
             Action::Retry => "retry",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
         }
     }
 
@@ -34,6 +39,8 @@ impl Action {
             "promote" => Some(Action::Promote),
             "abort" => Some(Action::Abort),
             "retry" => Some(Action::Retry),
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
             _ => None,
         }
     }
@@ -45,7 +52,7 @@ mod tests {
 
     #[test]
     fn actions_round_trip_through_their_annotation_value() {
-        for action in [Action::Promote, Action::Abort, Action::Retry] {
+        for action in [Action::Promote, Action::Abort, Action::Retry, Action::Pause, Action::Resume] {
             assert_eq!(Action::parse(action.as_str()), Some(action));
         }
         assert_eq!(Action::parse(" retry\n"), Some(Action::Retry));

@@ -170,6 +170,57 @@ pub struct FailedRevision {
     pub failed_at: Option<Time>,
 }
 
+/// Why a release is not making progress.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WaitReason {
+    /// The canary workload is not ready yet.
+    CanaryNotReady,
+    /// The primary workload is not ready yet (initialisation, analysis or promotion).
+    PrimaryNotReady,
+    /// A `confirm-rollout` gate is closed.
+    ConfirmRollout,
+    /// A `confirm-traffic-increase` gate is closed.
+    ConfirmTrafficIncrease,
+    /// A `confirm-promotion` gate is closed.
+    ConfirmPromotion,
+    /// Metric checks returned no data (`onNoData: hold`).
+    NoData,
+}
+
+impl WaitReason {
+    /// Whether this is a closed confirm gate (a wait on a human or an external system).
+    pub fn is_gate(self) -> bool {
+        matches!(
+            self,
+            WaitReason::ConfirmRollout | WaitReason::ConfirmTrafficIncrease | WaitReason::ConfirmPromotion
+        )
+    }
+
+    /// The reason as a condition/Event reason string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::CanaryNotReady => "CanaryNotReady",
+            WaitReason::PrimaryNotReady => "PrimaryNotReady",
+            WaitReason::ConfirmRollout => "ConfirmRollout",
+            WaitReason::ConfirmTrafficIncrease => "ConfirmTrafficIncrease",
+            WaitReason::ConfirmPromotion => "ConfirmPromotion",
+            WaitReason::NoData => "NoData",
+        }
+    }
+}
+
+/// Serin: a release that has stopped making progress, and since when. The progress deadline
+/// (`progressDeadlineSeconds`) is measured from `since`, so it survives controller restarts and
+/// applies to every waiting state, gates included (Flagger waits forever on a closed gate).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressWait {
+    /// What the release is waiting for now.
+    pub reason: WaitReason,
+    /// When the release last made progress (scale-up, weight or iteration step, phase change).
+    pub since: Time,
+}
+
 /// Observed state of a Canary.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -228,4 +279,18 @@ pub struct CanaryStatus {
     /// Serin: revisions that failed and are quarantined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_revisions: Option<Vec<FailedRevision>>,
+    /// Serin: the wait in progress, if the release is not advancing; the progress deadline
+    /// counts from its `since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<ProgressWait>,
+    /// Serin: traffic is mirrored to the canary (the mirror step of a weighted run is done, or a
+    /// blue/green iteration is mirrored). Kept here rather than read back from the router, so a
+    /// router that cannot report mirroring does not repeat the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrored: Option<bool>,
+    /// Serin: set by `serin pause` (the `pause` annotation), cleared by `serin resume`; while set
+    /// the release is frozen like `spec.suspend`. Kept here because the annotation is cleared
+    /// once honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }

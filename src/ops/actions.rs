@@ -6,32 +6,17 @@ use serde_json::{Value, json};
 
 use super::OpsError;
 use crate::crd::Canary;
-use crate::crd::annotations::{ACTION, Action, PAUSED};
-
-/// An operator request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// A one-shot action the controller clears once handled.
-    Action(Action),
-    /// Stop taking steps.
-    Pause,
-    /// Take steps again.
-    Resume,
-}
+use crate::crd::annotations::{ACTION, Action};
 
 /// The merge patch that carries a request.
-pub fn patch_for(request: Request) -> Value {
-    match request {
-        Request::Action(action) => json!({"metadata": {"annotations": {ACTION: action.as_str()}}}),
-        Request::Pause => json!({"metadata": {"annotations": {PAUSED: "true"}}}),
-        Request::Resume => json!({"metadata": {"annotations": {PAUSED: null}}}),
-    }
+pub fn patch_for(action: Action) -> Value {
+    json!({"metadata": {"annotations": {ACTION: action.as_str()}}})
 }
 
-/// Sends `request` for the Canary `namespace/name`.
-pub async fn send(client: Client, namespace: &str, name: &str, request: Request) -> Result<(), OpsError> {
+/// Sends `action` for the Canary `namespace/name`.
+pub async fn send(client: Client, namespace: &str, name: &str, action: Action) -> Result<(), OpsError> {
     let api: Api<Canary> = Api::namespaced(client, namespace);
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch_for(request)))
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch_for(action)))
         .await
         .map(|_| ())
         .map_err(|source| OpsError::Api { action: format!("annotating canary {namespace}/{name}"), source })
@@ -43,21 +28,15 @@ mod tests {
 
     #[test]
     fn each_request_is_one_annotation_change() {
-        assert_eq!(
-            patch_for(Request::Action(Action::Promote)),
-            json!({"metadata": {"annotations": {"serin.dev/action": "promote"}}})
-        );
-        assert_eq!(
-            patch_for(Request::Action(Action::Retry)),
-            json!({"metadata": {"annotations": {"serin.dev/action": "retry"}}})
-        );
-        assert_eq!(
-            patch_for(Request::Pause),
-            json!({"metadata": {"annotations": {"serin.dev/paused": "true"}}})
-        );
-        assert_eq!(
-            patch_for(Request::Resume),
-            json!({"metadata": {"annotations": {"serin.dev/paused": null}}})
-        );
+        let cases = [
+            (Action::Promote, "promote"),
+            (Action::Abort, "abort"),
+            (Action::Retry, "retry"),
+            (Action::Pause, "pause"),
+            (Action::Resume, "resume"),
+        ];
+        for (action, value) in cases {
+            assert_eq!(patch_for(action), json!({"metadata": {"annotations": {"serin.dev/action": value}}}));
+        }
     }
 }

@@ -12,6 +12,9 @@ use super::{ROUTER_FIELD_MANAGER, RouteContext, RouterError, Routes, TrafficRout
 use crate::crd::Provider;
 use crate::workload::services::{Selects, selector_for};
 
+/// The blue/green switch: every request to the canary.
+const ALL_TO_CANARY: Routes = Routes { primary: 0, canary: 100, mirrored: false };
+
 /// Routes by switching the apex Service selector.
 pub struct KubernetesRouter {
     client: Client,
@@ -89,9 +92,9 @@ impl TrafficRouter for KubernetesRouter {
             .cloned()
             .ok_or_else(|| RouterError::NotFound(what(&format!(" selector label {}", ctx.selector.key))))?;
         if value == ctx.selector.primary_value() {
-            Ok(Routes::PRIMARY)
+            Ok(Routes::STABLE)
         } else if value == ctx.selector.value {
-            Ok(Routes::CANARY)
+            Ok(ALL_TO_CANARY)
         } else {
             Err(RouterError::NotFound(format!(
                 "{} selector {}={value} (neither primary nor canary)",
@@ -187,7 +190,7 @@ mod tests {
                 "metadata": {"name": "podinfo", "namespace": "test"}, "spec": {"selector": {"app": "podinfo"}}})
             );
         });
-        router.set_routes(&ctx, Routes::CANARY).await.expect("routes set");
+        router.set_routes(&ctx, ALL_TO_CANARY).await.expect("routes set");
         server.await.expect("server saw the patch");
     }
 
@@ -197,10 +200,9 @@ mod tests {
         let spec = spec();
         let label = label();
         let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
-        for routes in [
-            Routes { primary: 90, canary: 10, mirrored: false },
-            Routes { mirrored: true, ..Routes::PRIMARY },
-        ] {
+        for routes in
+            [Routes { primary: 90, canary: 10, mirrored: false }, Routes { mirrored: true, ..Routes::STABLE }]
+        {
             let err = router.set_routes(&ctx, routes).await.expect_err("refused");
             assert!(matches!(err, RouterError::Unsupported { .. }), "{err}");
         }
@@ -209,8 +211,8 @@ mod tests {
     #[tokio::test]
     async fn reads_the_split_from_the_selector() {
         let cases = [
-            (json!({"app": "podinfo-primary"}), Some(Routes::PRIMARY)),
-            (json!({"app": "podinfo"}), Some(Routes::CANARY)),
+            (json!({"app": "podinfo-primary"}), Some(Routes::STABLE)),
+            (json!({"app": "podinfo"}), Some(ALL_TO_CANARY)),
             (json!({"app": "something-else"}), None),
             (json!({}), None),
         ];

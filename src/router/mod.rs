@@ -10,30 +10,12 @@ use kube::Client;
 use thiserror::Error;
 
 use crate::crd::{CanarySpec, Provider};
+pub use crate::rollout::Routes;
 use crate::workload::primary::SelectorLabel;
 
 /// Field manager of the fields routers own (server-side apply), distinct from the one that
 /// applies workloads so the two never undo each other.
 pub const ROUTER_FIELD_MANAGER: &str = "serin-router";
-
-/// A traffic split: percentages for primary and canary (summing to 100) and whether the
-/// canary additionally receives a mirror of the primary's traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Routes {
-    /// Percent of requests served by the primary.
-    pub primary: i32,
-    /// Percent of requests served by the canary.
-    pub canary: i32,
-    /// Whether traffic is mirrored to the canary.
-    pub mirrored: bool,
-}
-
-impl Routes {
-    /// All traffic on the primary, no mirroring: the stable state.
-    pub const PRIMARY: Routes = Routes { primary: 100, canary: 0, mirrored: false };
-    /// All traffic on the canary (the blue/green switch before promotion).
-    pub const CANARY: Routes = Routes { primary: 0, canary: 100, mirrored: false };
-}
 
 /// What a router needs to know about the canary it routes for.
 #[derive(Clone, Copy, Debug)]

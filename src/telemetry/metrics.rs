@@ -118,6 +118,8 @@ pub struct Metrics {
     pub failures: Family<RunLabels, Counter>,
     /// Git reverts by result.
     pub git_reverts: Family<ResultLabels, Counter>,
+    /// Alerts by delivery result (`sent`, `failed`, `suppressed`, `dropped`).
+    pub alerts: Family<ResultLabels, Counter>,
     /// Time per reconcile.
     pub reconcile_duration: Histogram,
     /// Failed reconciles by error category.
@@ -140,6 +142,7 @@ impl Metrics {
             successes: Family::default(),
             failures: Family::default(),
             git_reverts: Family::default(),
+            alerts: Family::default(),
             reconcile_duration: latency_histogram(),
             reconcile_errors: Family::default(),
             webhook_duration: Family::new_with_constructor(latency_histogram),
@@ -171,6 +174,7 @@ impl Metrics {
         r.register("canary_successes", "Promoted canary runs", metrics.successes.clone());
         r.register("canary_failures", "Rolled-back canary runs", metrics.failures.clone());
         r.register("git_reverts", "Git reverts of failed releases by result", metrics.git_reverts.clone());
+        r.register("alerts", "Alerts by delivery result", metrics.alerts.clone());
         r.register("reconcile_duration_seconds", "Time per reconcile", metrics.reconcile_duration.clone());
         r.register(
             "reconcile_errors",

@@ -9,7 +9,9 @@
 //! | `post-rollout`, `event` | [`KindAnswer::Logged`]: failures are logged only |
 //!
 //! The controller's entry points are [`run_kind`] (the Canary's hooks of one kind, payloads built)
-//! and [`run_event`] (event hooks); both end in [`run_all`].
+//! and [`run_event`] (event hooks); both end in [`run_all`]. [`check_results`] turns check hooks'
+//! outcomes into the state machine's `CheckResult`s; `gate(..).open` and `rollback(..).roll_back`
+//! fill its `Gates` and `rollback_requested`.
 //!
 //! Hooks of one kind run concurrently under one deadline ([`run_all`]), so their timeouts do not
 //! add up and stretch the analysis interval. A hook still running at the deadline gets
@@ -22,6 +24,8 @@ use futures::future::join_all;
 
 use crate::crd::CanaryPhase;
 use crate::crd::canary::{Webhook, WebhookType};
+use crate::crd::status::Verdict;
+use crate::rollout::{CheckKind, CheckResult};
 use crate::webhook::caller::{CallReport, HookCall, HookError, SecretHeaders, WebhookCaller};
 use crate::webhook::payload::{CanaryRef, CanaryWebhookPayload, EventType};
 
@@ -239,7 +243,29 @@ pub fn rollback(outcomes: &[HookOutcome]) -> RollbackAnswer {
     RollbackAnswer { roll_back: !requested_by.is_empty(), requested_by }
 }
 
+/// The outcomes of `pre-rollout` or `rollout` hooks as the state machine's check results
+/// ([`crate::rollout::AnalysisReport::checks`]): 2xx → `Pass`, another status → `Fail`, no
+/// answer (unreachable, timeout, budget, invalid hook) → `Error`; the message is
+/// [`HookOutcome::detail`].
+pub fn check_results(kind: CheckKind, outcomes: &[HookOutcome]) -> Vec<CheckResult> {
+    outcomes
+        .iter()
+        .map(|outcome| {
+            let verdict = match &outcome.report.result {
+                Ok(_) => Verdict::Pass,
+                Err(HookError::Status { .. }) => Verdict::Fail,
+                Err(_) => Verdict::Error,
+            };
+            let detail = outcome.detail();
+            CheckResult::new(kind, &outcome.name, verdict, Some(&detail))
+        })
+        .collect()
+}
+
 /// Limits on how long a confirm-rollout gate may stay closed (Flagger waits forever, #738).
+/// The state machine on main already fails a gate past `progressDeadlineSeconds`
+/// (`Cause::GateDeadline`); this pure helper adds a count of closed answers for callers that
+/// want one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConfirmRolloutBudget {
     /// Longest wait, usually `progressDeadlineSeconds`; `None`: no deadline.
@@ -500,6 +526,29 @@ mod tests {
         let event = caller.calls().pop().expect("event call");
         assert_eq!(event.payload.metadata["eventMessage"], "Advance podinfo.test canary weight 10");
         assert_eq!(event.payload.metadata["team"], "a");
+    }
+
+    #[test]
+    fn outcomes_become_check_results() {
+        let results = check_results(
+            CheckKind::RolloutHook,
+            &[
+                outcome("ok", WebhookType::Rollout, Ok(200)),
+                outcome("bad", WebhookType::Rollout, Ok(500)),
+                outcome("down", WebhookType::Rollout, Err(HookError::Connect("refused".into()))),
+            ],
+        );
+        let got: Vec<_> =
+            results.iter().map(|r| (r.kind, r.result.name.as_str(), r.result.verdict)).collect();
+        assert_eq!(
+            got,
+            [
+                (CheckKind::RolloutHook, "ok", Verdict::Pass),
+                (CheckKind::RolloutHook, "bad", Verdict::Fail),
+                (CheckKind::RolloutHook, "down", Verdict::Error),
+            ]
+        );
+        assert_eq!(results[1].result.message.as_deref(), Some("webhook bad: HTTP 500: nope"));
     }
 
     #[test]

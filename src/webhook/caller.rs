@@ -383,6 +383,8 @@ impl WebhookCaller for HttpCaller {
             Err(err) => return CallReport { attempts: 0, elapsed: started.elapsed(), result: Err(err) },
         };
         let kind = call.kind.as_str();
+        // Logged without user info and query, which may carry tokens.
+        let shown = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path());
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -395,10 +397,10 @@ impl WebhookCaller for HttpCaller {
             }
             match &result {
                 Ok(response) => {
-                    tracing::debug!(hook = %call.name, kind, url = %url, attempts, status = response.status, "webhook succeeded");
+                    tracing::debug!(hook = %call.name, kind, url = %shown, attempts, status = response.status, "webhook succeeded");
                 }
                 Err(err) => {
-                    tracing::debug!(hook = %call.name, kind, url = %url, attempts, error = %err, "webhook attempt failed");
+                    tracing::debug!(hook = %call.name, kind, url = %shown, attempts, error = %err, "webhook attempt failed");
                 }
             }
             match result {

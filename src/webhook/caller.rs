@@ -384,7 +384,8 @@ impl WebhookCaller for HttpCaller {
         };
         let kind = call.kind.as_str();
         // Logged without user info and query, which may carry tokens.
-        let shown = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path());
+        let port = url.port().map(|port| format!(":{port}")).unwrap_or_default();
+        let shown = format!("{}://{}{port}{}", url.scheme(), url.host_str().unwrap_or(""), url.path());
         let mut attempts = 0;
         loop {
             attempts += 1;

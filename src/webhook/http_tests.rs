@@ -265,3 +265,88 @@ async fn rollback_hook_2xx_means_roll_back() {
     assert!(!gates::rollback(&closed).roll_back);
     server.shutdown().await;
 }
+
+/// A one-purpose HTTPS receiver with a self-signed certificate (made by `openssl`): answers
+/// every request 200 until stopped.
+async fn tls_receiver(dir: &std::path::Path) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-subj", "/CN=localhost", "-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl failed");
+    let certs =
+        CertificateDer::pem_file_iter(&cert).expect("cert").collect::<Result<Vec<_>, _>>().expect("certs");
+    let key = PrivateKeyDer::from_pem_file(&key).expect("key");
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok(mut tls) = acceptor.accept(tcp).await else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = tls.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let _ =
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn disable_tls_skips_certificate_verification() {
+    let dir = std::env::temp_dir().join(format!("serin-webhook-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (port, server) = tls_receiver(&dir).await;
+    let url = format!("https://127.0.0.1:{port}/");
+
+    let verified = caller().call(&call(url.clone(), WebhookType::Rollout)).await;
+    assert!(
+        matches!(verified.result, Err(HookError::Connect(_)) | Err(HookError::Request(_))),
+        "a self-signed certificate must be refused: {verified:?}"
+    );
+    let mut insecure = call(url, WebhookType::Rollout);
+    insecure.disable_tls = true;
+    let report = caller().call(&insecure).await;
+    assert_eq!(report.status(), Some(200), "{report:?}");
+
+    server.abort();
+    let _ = server.await;
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # System packages the tests use; installed only when missing.
 packages=()
 command -v git >/dev/null 2>&1 || packages+=(git)
-# Real Prometheus (and promtool) for the metric-provider tests; openssl makes their TLS cert.
+# Real Prometheus (and promtool) for the metric-provider tests; openssl makes their TLS cert
+# and the webhook disableTLS test's self-signed one.
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.

@@ -1,5 +1,5 @@
 //! Command-line interface: `serin crds`, `serin validate`, `serin status`, the operator actions
-//! (`promote`, `abort`, `retry`, `pause`, `resume`) and `serin version`.
+//! (`promote`, `abort`, `retry`, `pause`, `resume`), `serin loadtester` and `serin version`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,9 +8,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::crd::annotations::Action;
+use crate::crd::duration::parse_duration;
 use crate::crd::{self, Provider};
+use crate::loadtester::bench::{self, BenchError, BenchPlan};
+use crate::loadtester::{self, LoadtesterError, load::Limits};
 use crate::manifest;
 use crate::ops::{self, OpsError, status::Selection};
+use crate::telemetry::logging::{self, LogFormat};
 
 /// Serin: progressive delivery for Kubernetes with Git rollback.
 #[derive(Debug, Parser)]
@@ -65,8 +69,91 @@ pub enum Command {
     Pause(Target),
     /// Take steps again after `pause`.
     Resume(Target),
+    /// Run the load tester: flagger-loadtester compatible webhooks, native HTTP load, manual
+    /// gates persisted across restarts.
+    Loadtester(LoadtesterArgs),
     /// Print the version.
     Version,
+}
+
+/// Settings of `serin loadtester`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LoadtesterArgs {
+    /// Instead of serving: measure the load generator.
+    #[command(subcommand)]
+    pub command: Option<LoadtesterCommand>,
+    /// Address to listen on (in a pod: `0.0.0.0:9090`).
+    #[arg(long, env = "SERIN_LOADTESTER_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: String,
+    /// Run `bash`, `cmd` (other than `hey`), `helm` and `kubectl` tasks. Off by default: such
+    /// requests get 403.
+    #[arg(long)]
+    pub allow_shell: bool,
+    /// Accept only payloads whose namespace matches this regular expression (whole name).
+    #[arg(long, value_name = "RE")]
+    pub namespace_regexp: Option<String>,
+    /// Persist gate state in this JSON file (put it on a volume) so restarts keep gates.
+    #[arg(long, env = "SERIN_LOADTESTER_STATE_FILE", value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// Longest load (Go duration).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_duration: std::time::Duration,
+    /// Highest total rate of one load, requests per second.
+    #[arg(long, default_value_t = 5000.0)]
+    pub max_rate: f64,
+    /// Most requests in flight for one load.
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrency: u32,
+    /// Most loads running at once.
+    #[arg(long, default_value_t = 32)]
+    pub max_loads: usize,
+    /// Longest shell command (Go duration).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// Load tester tools.
+#[derive(Debug, Subcommand)]
+pub enum LoadtesterCommand {
+    /// Drive load at a local target (127.0.0.1) and print requested vs achieved rate, latency
+    /// percentiles and the maximum rate of one client thread (plus `wrk`/`hey`, when on PATH).
+    Bench {
+        /// Requested rates, requests per second.
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0, 100.0, 1000.0, 5000.0])]
+        rates: Vec<f64>,
+        /// Length of each step (Go duration).
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Workers of the maximum-rate step.
+        #[arg(long, default_value_t = 64)]
+        concurrency: u32,
+    },
+}
+
+impl LoadtesterArgs {
+    /// The load tester configuration these flags describe.
+    pub fn config(&self) -> Result<loadtester::Config, LoadtesterError> {
+        Ok(loadtester::Config {
+            allow_shell: self.allow_shell,
+            namespace_regexp: self
+                .namespace_regexp
+                .as_deref()
+                .map(loadtester::namespace_regexp)
+                .transpose()?,
+            state_file: self.state_file.clone(),
+            limits: Limits {
+                max_duration: self.max_duration,
+                max_rate: self.max_rate,
+                max_concurrency: self.max_concurrency,
+            },
+            exec_timeout: self.timeout,
+            max_loads: self.max_loads,
+        })
+    }
 }
 
 /// The canary an operator action applies to.
@@ -98,6 +185,12 @@ pub enum CliError {
     /// A cluster command failed.
     #[error("{0}")]
     Ops(#[from] OpsError),
+    /// The load tester failed.
+    #[error("loadtester: {0}")]
+    Loadtester(#[from] LoadtesterError),
+    /// The benchmark failed.
+    #[error("bench: {0}")]
+    Bench(#[from] BenchError),
 }
 
 async fn request(target: Target, action: Action) -> Result<ExitCode, CliError> {
@@ -158,6 +251,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Retry(target) => request(target, Action::Retry).await,
         Command::Pause(target) => request(target, Action::Pause).await,
         Command::Resume(target) => request(target, Action::Resume).await,
+        Command::Loadtester(LoadtesterArgs {
+            command: Some(LoadtesterCommand::Bench { rates, duration, concurrency }),
+            ..
+        }) => {
+            let plan =
+                BenchPlan { rates, duration: duration.min(std::time::Duration::from_secs(60)), concurrency };
+            tokio::task::spawn_blocking(move || bench::run(&plan, &mut std::io::stdout().lock()))
+                .await
+                .map_err(|err| BenchError::Setup(err.to_string()))??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadtester(args) => {
+            logging::init(args.log_format);
+            loadtester::run(&args.listen, args.config()?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("serin {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

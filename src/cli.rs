@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::analysis::builtin::GatewayMetrics;
+use crate::controller::{
+    self,
+    context::Settings,
+    run::{RunConfig, RunError},
+};
 use crate::crd::annotations::Action;
 use crate::crd::duration::parse_duration;
 use crate::crd::{self, Provider};
@@ -48,6 +54,9 @@ pub enum Command {
         #[arg(long, value_parser = parse_provider)]
         default_provider: Option<Provider>,
     },
+    /// Run the controller: watch Canaries and their targets, shift traffic, judge, promote or
+    /// roll back (and revert in Git).
+    Controller(ControllerArgs),
     /// Show canaries: phase, weight, failed checks, revision and the last metric results.
     Status {
         /// Namespace (default: all namespaces).
@@ -74,6 +83,45 @@ pub enum Command {
     Loadtester(LoadtesterArgs),
     /// Print the version.
     Version,
+}
+
+/// Settings of `serin controller`. The cluster comes from `KUBECONFIG`, `~/.kube/config` or
+/// the in-cluster service account.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "SERIN_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Traffic router for canaries without `spec.provider`.
+    #[arg(long, env = "SERIN_PROVIDER", default_value = "kubernetes", value_parser = parse_provider)]
+    pub provider: Provider,
+    /// Prometheus URL for builtin metrics and inline queries.
+    #[arg(long, env = "SERIN_METRICS_SERVER")]
+    pub metrics_server: Option<String>,
+    /// Which metrics the builtins read for Gateway API canaries: `envoy` or `istio`.
+    #[arg(long, default_value = "envoy", value_parser = ["envoy", "istio"])]
+    pub gateway_metrics: String,
+    /// Cluster name added to alerts.
+    #[arg(long, env = "SERIN_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Elect a leader through a Lease, so several replicas can run (only the leader acts).
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "serin-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the election (default: the pod or host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Directory for cached Git clones (default: a temporary directory per revert).
+    #[arg(long)]
+    pub git_cache_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
 }
 
 /// Settings of `serin loadtester`.
@@ -191,6 +239,9 @@ pub enum CliError {
     /// The benchmark failed.
     #[error("bench: {0}")]
     Bench(#[from] BenchError),
+    /// The controller failed.
+    #[error("controller: {0}")]
+    Controller(#[from] RunError),
 }
 
 async fn request(target: Target, action: Action) -> Result<ExitCode, CliError> {
@@ -265,6 +316,32 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Loadtester(args) => {
             logging::init(args.log_format);
             loadtester::run(&args.listen, args.config()?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Controller(args) => {
+            logging::init(args.log_format);
+            let client = ops::client().await?;
+            let identity = args
+                .identity
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("serin-{}", std::process::id()));
+            let gateway_metrics = match args.gateway_metrics.as_str() {
+                "istio" => GatewayMetrics::Istio,
+                _ => GatewayMetrics::Envoy,
+            };
+            let config = RunConfig {
+                namespace: args.namespace,
+                settings: Settings {
+                    default_provider: args.provider,
+                    metrics_server: args.metrics_server,
+                    gateway_metrics,
+                    cluster_name: args.cluster_name,
+                },
+                listen: args.listen,
+                leader_election: args.leader_election.then_some((args.lease_namespace, identity)),
+                git_cache_dir: args.git_cache_dir,
+            };
+            controller::run::run(client, config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

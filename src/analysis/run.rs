@@ -132,7 +132,7 @@ fn context(canary: &CanaryRef<'_>, check: &MetricCheck, target: &str) -> Templat
 pub fn prepare(
     canary: &CanaryRef<'_>,
     check: &MetricCheck,
-    lookup: &dyn Fn(&str, &str) -> Option<MetricTemplate>,
+    lookup: &(dyn Fn(&str, &str) -> Option<MetricTemplate> + Sync),
 ) -> Result<PreparedCheck, PrepareError> {
     let window_text = check.interval.as_deref().unwrap_or(DEFAULT_METRIC_INTERVAL);
     let window = parse_duration(window_text).map_err(|e| PrepareError::Interval(e.to_string()))?;
@@ -247,7 +247,7 @@ async fn measure(prepared: PreparedCheck, backends: &dyn Backends, now_unix: i64
 /// result, which the rollout core counts as a failed check (never a pass).
 pub async fn run_metrics(
     canary: &CanaryRef<'_>,
-    lookup: &dyn Fn(&str, &str) -> Option<MetricTemplate>,
+    lookup: &(dyn Fn(&str, &str) -> Option<MetricTemplate> + Sync),
     backends: &dyn Backends,
     now_unix: i64,
 ) -> Vec<CheckResult> {

@@ -1,6 +1,16 @@
 //! The I/O driver: kube-runtime wiring, observing the cluster, running the analysis, applying
 //! the rollout core's plan and writing status.
 
+pub mod alerts;
+pub mod backends;
+pub mod context;
+pub mod effects;
+pub mod gather;
+pub mod git;
 pub mod observe;
+pub mod reconcile;
+pub mod run;
+pub mod secrets;
+pub mod status;
 pub mod stores;
 pub mod workloads;

@@ -3,10 +3,10 @@
 //! Every write is idempotent: server-side apply with field manager `serin` for objects Serin
 //! owns, a merge patch of `spec.replicas` on the target.
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource};
@@ -61,7 +61,12 @@ pub struct Workloads<'a> {
 
 impl<'a> Workloads<'a> {
     /// A writer for `canary`'s workloads.
-    pub fn new(client: &'a Client, stores: &'a Stores, canary: &'a Canary, namespace: &'a str) -> Result<Self, WorkloadError> {
+    pub fn new(
+        client: &'a Client,
+        stores: &'a Stores,
+        canary: &'a Canary,
+        namespace: &'a str,
+    ) -> Result<Self, WorkloadError> {
         let owner = canary.controller_owner_ref(&()).ok_or(WorkloadError::NoOwner)?;
         Ok(Self { client, stores, canary, namespace, owner })
     }
@@ -103,8 +108,14 @@ impl<'a> Workloads<'a> {
         // The kubernetes router owns the apex selector (it is the route); other routers leave
         // the apex on the primary.
         let apex = if provider == Provider::Kubernetes { None } else { Some(Selects::Primary) };
-        let services =
-            canary_services(&self.canary.spec, self.namespace, &self.owner, &snapshot.selector, &containers, apex);
+        let services = canary_services(
+            &self.canary.spec,
+            self.namespace,
+            &self.owner,
+            &snapshot.selector,
+            &containers,
+            apex,
+        );
         for service in [&services.apex, &services.primary, &services.canary] {
             self.apply::<Service>(service).await?;
         }
@@ -143,7 +154,12 @@ impl<'a> Workloads<'a> {
     /// else the primary's current count, else 1.
     fn promoted_replicas(&self, snapshot: &Snapshot) -> i32 {
         let target = snapshot.target.spec.as_ref().and_then(|s| s.replicas).filter(|r| *r > 0);
-        let primary = snapshot.primary.as_ref().and_then(|p| p.spec.as_ref()).and_then(|s| s.replicas).filter(|r| *r > 0);
+        let primary = snapshot
+            .primary
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .filter(|r| *r > 0);
         target.or(primary).unwrap_or(1)
     }
 
@@ -200,7 +216,8 @@ impl<'a> Workloads<'a> {
 
     /// The primary's copy of the target's HPA.
     async fn primary_hpa(&self) -> Result<Option<HorizontalPodAutoscaler>, WorkloadError> {
-        let overrides = self.canary.spec.autoscaler_ref.as_ref().and_then(|r| r.primary_scaler_replicas.as_ref());
+        let overrides =
+            self.canary.spec.autoscaler_ref.as_ref().and_then(|r| r.primary_scaler_replicas.as_ref());
         let primary = primary_name(&self.canary.spec.target_ref.name);
         Ok(self.target_hpa().await?.and_then(|hpa| primary_hpa(&hpa, &primary, &self.owner, overrides)))
     }
@@ -240,11 +257,19 @@ pub async fn add_finalizer(client: &Client, canary: &Canary, finalizer: &str) ->
 }
 
 /// Removes `finalizer` from the Canary.
-pub async fn remove_finalizer(client: &Client, canary: &Canary, finalizer: &str) -> Result<(), WorkloadError> {
+pub async fn remove_finalizer(
+    client: &Client,
+    canary: &Canary,
+    finalizer: &str,
+) -> Result<(), WorkloadError> {
     set_finalizers(client, canary, |list| list.retain(|f| f != finalizer)).await
 }
 
-async fn set_finalizers(client: &Client, canary: &Canary, change: impl FnOnce(&mut Vec<String>)) -> Result<(), WorkloadError> {
+async fn set_finalizers(
+    client: &Client,
+    canary: &Canary,
+    change: impl FnOnce(&mut Vec<String>),
+) -> Result<(), WorkloadError> {
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
     let mut list = canary.metadata.finalizers.clone().unwrap_or_default();
@@ -255,10 +280,10 @@ async fn set_finalizers(client: &Client, canary: &Canary, change: impl FnOnce(&m
     }
     // The resourceVersion makes this a compare-and-swap: a concurrent change to the list fails
     // with 409 instead of being overwritten.
-    let patch = json!({"metadata": {"finalizers": list, "resourceVersion": canary.metadata.resource_version}});
+    let patch =
+        json!({"metadata": {"finalizers": list, "resourceVersion": canary.metadata.resource_version}});
     let api: Api<Canary> = Api::namespaced(client.clone(), &namespace);
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map(|_| ())
-        .map_err(|source| WorkloadError::Api { action: format!("updating finalizers of canary {namespace}/{name}"), source })
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ()).map_err(|source| {
+        WorkloadError::Api { action: format!("updating finalizers of canary {namespace}/{name}"), source }
+    })
 }

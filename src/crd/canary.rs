@@ -280,6 +280,17 @@ pub struct TargetRef {
     pub name: String,
 }
 
+impl TargetRef {
+    /// The kind as written in a manifest.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Deployment => "Deployment",
+            TargetKind::DaemonSet => "DaemonSet",
+            TargetKind::Service => "Service",
+        }
+    }
+}
+
 /// Autoscaler kinds Serin copies for the primary.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum AutoscalerKind {

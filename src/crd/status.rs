@@ -293,4 +293,8 @@ pub struct CanaryStatus {
     /// once honoured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Serin: when the last analysis tick ran, so ticks of a running release stay one interval
+    /// apart across restarts and however often related objects change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tick: Option<Time>,
 }

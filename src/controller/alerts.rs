@@ -1,0 +1,122 @@
+//! The `Notify` effect: turns the rollout core's notification into a message and hands it to
+//! every AlertProvider of the canary whose severity filter lets it through. Delivery is
+//! asynchronous (the dispatcher); nothing here waits on a chat service.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::Context;
+use super::secrets::secret_strings;
+use crate::crd::Canary;
+use crate::crd::canary::AlertSeverity;
+use crate::crd::status::GitOpsStatus;
+use crate::notify::formats::Sender;
+use crate::notify::message::Notification;
+use crate::notify::{Destination, HttpNotifier};
+use crate::rollout::NotificationKind;
+
+/// Headline of each kind of notification.
+pub fn title(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Initialized => "Initialized",
+        NotificationKind::NewRevision => "New revision",
+        NotificationKind::WaitingApproval => "Waiting for approval",
+        NotificationKind::Rollback => "Rolled back",
+        NotificationKind::Promoted => "Promoted",
+        NotificationKind::PromotionFailed => "Promotion failed",
+        NotificationKind::Quarantined => "Quarantined revision refused",
+        NotificationKind::BackToStable => "Back to the promoted revision",
+        NotificationKind::Stalled => "Stalled",
+    }
+}
+
+/// The Git revert's result as alert fields: commit, pull request, or what a human must do.
+pub fn revert_fields(gitops: &GitOpsStatus) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    if let Some(sha) = &gitops.revert_commit {
+        fields.insert("Revert commit".into(), sha.clone());
+    }
+    if let Some(url) = &gitops.pull_request_url {
+        fields.insert("Pull request".into(), url.clone());
+    }
+    if let Some(message) = &gitops.message {
+        fields.insert("Git".into(), format!("{:?}: {message}", gitops.state));
+    }
+    fields
+}
+
+/// Sends one notification to the canary's alert providers.
+pub fn send(ctx: &Context, canary: &Canary, note: Notification) {
+    let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
+    for alert in canary.spec.analysis.alerts.iter().flatten() {
+        if !note.passes(alert.severity) {
+            continue;
+        }
+        let provider_ns = alert.provider_ref.namespace.as_deref().unwrap_or(namespace);
+        let provider_name = &alert.provider_ref.name;
+        let key = format!("{provider_ns}/{provider_name}");
+        let Some(provider) = ctx.stores.alert_provider(provider_ns, provider_name) else {
+            tracing::warn!(provider = %key, "alert provider not found; alert not sent");
+            continue;
+        };
+        let secret = match &provider.spec.secret_ref {
+            Some(secret) => match secret_strings(&ctx.stores, provider_ns, &secret.name) {
+                Ok(data) => data,
+                Err(e) => {
+                    tracing::warn!(provider = %key, error = %e, "alert provider secret missing; alert not sent");
+                    continue;
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        let Some(address) = secret.get("address").cloned().or_else(|| provider.spec.address.clone()) else {
+            tracing::warn!(provider = %key, "alert provider has no address; alert not sent");
+            continue;
+        };
+        let defaults = Sender::default();
+        let destination = Destination {
+            kind: provider.spec.type_,
+            address,
+            token: secret.get("token").cloned(),
+            proxy: provider.spec.proxy.clone(),
+            sender: Sender {
+                channel: provider.spec.channel.clone().unwrap_or(defaults.channel),
+                username: provider.spec.username.clone().unwrap_or(defaults.username),
+            },
+        };
+        match HttpNotifier::new(destination, Duration::from_secs(10)) {
+            Ok(notifier) => ctx.alerts.send(&key, Arc::new(notifier), note.clone()),
+            Err(e) => tracing::warn!(provider = %key, error = %e, "alert provider unusable; alert not sent"),
+        }
+    }
+}
+
+/// The message for a `Notify` effect.
+pub fn notification(
+    ctx: &Context,
+    canary: &Canary,
+    severity: AlertSeverity,
+    kind: NotificationKind,
+    message: &str,
+    mut fields: BTreeMap<String, String>,
+    gitops: Option<&GitOpsStatus>,
+) -> Notification {
+    if matches!(kind, NotificationKind::Rollback)
+        && let Some(gitops) = gitops
+    {
+        fields.extend(revert_fields(gitops));
+    }
+    fields
+        .entry("Target".into())
+        .or_insert_with(|| format!("{}/{}", canary.spec.target_ref.kind_name(), canary.spec.target_ref.name));
+    Notification {
+        name: canary.metadata.name.clone().unwrap_or_default(),
+        namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+        severity,
+        title: title(kind).to_string(),
+        message: message.to_string(),
+        fields,
+        cluster: ctx.settings.cluster_name.clone(),
+    }
+}

@@ -1,0 +1,98 @@
+//! Everything a reconcile needs, shared by all reconciles: the client, caches, settings, and
+//! every external system behind a trait so tests can swap in fakes.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+use tokio::sync::watch;
+
+use super::stores::Stores;
+use crate::analysis::builtin::GatewayMetrics;
+use crate::analysis::run::Backends;
+use crate::crd::{CanaryStatus, Provider};
+use crate::gitops::GitReverter;
+use crate::notify::dispatch::Dispatcher;
+use crate::router::{RouterError, TrafficRouter};
+use crate::telemetry::metrics::Metrics;
+use crate::webhook::WebhookCaller;
+
+/// Controller-wide settings (from the command line).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Router for canaries without `spec.provider`.
+    pub default_provider: Provider,
+    /// Prometheus for the builtin metrics and inline queries.
+    pub metrics_server: Option<String>,
+    /// Which metrics Gateway API canaries' builtins read.
+    pub gateway_metrics: GatewayMetrics,
+    /// Added to alerts as the "Cluster" field.
+    pub cluster_name: Option<String>,
+}
+
+/// Picks the traffic router of a provider.
+pub trait RouterFactory: Send + Sync {
+    /// The router for `provider`.
+    fn router(&self, provider: Provider) -> Result<Arc<dyn TrafficRouter>, RouterError>;
+}
+
+/// The routers Serin ships, on a kube client.
+pub struct KubeRouters(pub Client);
+
+impl RouterFactory for KubeRouters {
+    fn router(&self, provider: Provider) -> Result<Arc<dyn TrafficRouter>, RouterError> {
+        crate::router::for_provider(provider, self.0.clone())
+    }
+}
+
+/// The last status this replica wrote for each Canary (`namespace/name`). Status is written by
+/// the leader alone, so a cached Canary whose status differs from it is a cache that has not
+/// caught up with our own write yet: deciding from it would repeat the last tick's effects.
+#[derive(Default)]
+pub struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<String, CanaryStatus>>);
+
+impl WrittenStatus {
+    /// Whether `canary`'s cached status lags behind what this replica wrote.
+    pub fn is_stale(&self, key: &str, cached: Option<&CanaryStatus>) -> bool {
+        let Ok(written) = self.0.lock() else { return false };
+        written.get(key).is_some_and(|w| Some(w) != cached)
+    }
+
+    /// Records a write (the status as the API server stored it).
+    pub fn record(&self, key: String, stored: Option<CanaryStatus>) {
+        if let Ok(mut written) = self.0.lock() {
+            match stored {
+                Some(status) => written.insert(key, status),
+                None => written.remove(&key),
+            };
+        }
+    }
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// API client for writes.
+    pub client: Client,
+    /// Caches for reads.
+    pub stores: Stores,
+    /// Settings.
+    pub settings: Settings,
+    /// Prometheus metrics of the controller.
+    pub metrics: Metrics,
+    /// Kubernetes Events.
+    pub recorder: Recorder,
+    /// Traffic routers.
+    pub routers: Arc<dyn RouterFactory>,
+    /// Metric backends.
+    pub backends: Arc<dyn Backends>,
+    /// Webhooks.
+    pub webhooks: Arc<dyn WebhookCaller>,
+    /// Git reverts.
+    pub git: Arc<dyn GitReverter>,
+    /// Alert delivery.
+    pub alerts: Dispatcher,
+    /// `true` while this replica holds the leader lease.
+    pub leader: watch::Receiver<bool>,
+    /// Statuses this replica wrote, to detect stale cache reads.
+    pub written: WrittenStatus,
+}

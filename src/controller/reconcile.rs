@@ -1,0 +1,216 @@
+//! One reconcile of one Canary, reading like a table of contents:
+//! observe → needs → gather → decide → apply → write status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use thiserror::Error;
+use tracing::Instrument;
+
+use super::context::Context;
+use super::effects::{Apply, EffectError, FINALIZER};
+use super::gather::gather;
+use super::observe::{self, ObserveError};
+use super::status;
+use super::workloads::{WorkloadError, add_finalizer};
+use crate::crd::{Canary, CanaryPhase};
+use crate::rollout;
+use crate::router::{RouteContext, RouterError};
+use crate::telemetry::metrics::{AnalysisLabels, CategoryLabels};
+use crate::workload::primary::selector_label;
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    /// A cluster change of the plan failed.
+    #[error(transparent)]
+    Effect(#[from] EffectError),
+    /// The status could not be written.
+    #[error("writing status: {0}")]
+    Status(kube::Error),
+    /// The finalizer could not be added.
+    #[error(transparent)]
+    Finalizer(WorkloadError),
+}
+
+impl ReconcileError {
+    /// A short label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ReconcileError::Effect(e) => e.category(),
+            ReconcileError::Status(_) => "status",
+            ReconcileError::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn reason_of(error: &ObserveError) -> &'static str {
+    match error {
+        ObserveError::NoNamespace => "InvalidCanary",
+        ObserveError::TargetNotFound { .. } => "TargetNotFound",
+        ObserveError::Selector(_) => "NoSelectorLabel",
+        ObserveError::Routes(RouterError::NoRouter(_)) => "UnsupportedProvider",
+        ObserveError::Routes(_) => "RouterUnavailable",
+    }
+}
+
+/// Reconciles one Canary (kube-runtime entry point).
+pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    if !*ctx.leader.borrow() {
+        // Standby replicas keep their caches warm and touch nothing.
+        return Ok(Action::await_change());
+    }
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", canary.namespace = %namespace, canary.name = %name);
+    let started = Instant::now();
+    let result = tick(&canary, &ctx).instrument(span).await;
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> {
+    let deleting = canary.metadata.deletion_timestamp.is_some();
+    let has_finalizer = canary.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER);
+    if canary.spec.revert_on_deletion == Some(true) && !deleting && !has_finalizer {
+        add_finalizer(&ctx.client, canary, FINALIZER).await.map_err(ReconcileError::Finalizer)?;
+        return Ok(Action::await_change());
+    }
+    let key = format!(
+        "{}/{}",
+        canary.metadata.namespace.as_deref().unwrap_or_default(),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    );
+    if ctx.written.is_stale(&key, canary.status.as_ref()) {
+        // Our last status write has not reached the cache yet; its watch event will trigger
+        // the next reconcile (the requeue is a safety net).
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let provider = canary.spec.provider_or(ctx.settings.default_provider);
+    let current = canary.status.clone().unwrap_or_default();
+    let interval = rollout::interval(&canary.spec);
+
+    // Observe: caches, plus the router's current split.
+    let router = match ctx.routers.router(provider) {
+        Ok(router) => router,
+        Err(e) => return blocked(canary, ctx, &current, &ObserveError::Routes(e), interval).await,
+    };
+    let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
+    let routes =
+        match ctx.stores.deployment(namespace, &canary.spec.target_ref.name).as_deref().map(selector_label) {
+            Some(Ok(selector)) => {
+                let name = canary.metadata.name.as_deref().unwrap_or_default();
+                let route_ctx = RouteContext { namespace, name, spec: &canary.spec, selector: &selector };
+                router.get_routes(&route_ctx).await
+            }
+            // `snapshot` reports the missing target or selector itself.
+            _ => Err(RouterError::NotFound("routes (target not observed)".into())),
+        };
+    let snapshot = match observe::snapshot(canary, &ctx.stores, routes, provider) {
+        Ok(snapshot) => snapshot,
+        Err(error) => return blocked(canary, ctx, &current, &error, interval).await,
+    };
+
+    // A running release advances once per interval, however often related objects change.
+    let now = Timestamp::now();
+    if let Some(wait) = rollout::wait_before_tick(&canary.spec, &current, &snapshot.observed, now) {
+        return Ok(Action::requeue(wait));
+    }
+
+    // Decide, with exactly the checks and gates the decision needs.
+    let needs = rollout::needs(&canary.spec, &current, &snapshot.observed);
+    let report = gather(ctx, canary, &snapshot, needs, now.as_second()).await;
+    let plan = rollout::decide(&canary.spec, &current, &snapshot.observed, &report, now);
+
+    // Act, then record.
+    let mut next = plan.status.clone();
+    next.last_tick = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        Timestamp::from_second(now.as_second()).unwrap_or(now),
+    ));
+    let apply = Apply { ctx, canary, snapshot: &snapshot, router: router.as_ref() };
+    apply.run(&plan.effects, &mut next).await?;
+    if next != current {
+        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
+        ctx.written.record(key, stored);
+    }
+    record_metrics(ctx, canary, &next);
+    Ok(Action::requeue(plan.requeue_after))
+}
+
+/// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the
+/// analysis interval.
+async fn blocked(
+    canary: &Canary,
+    ctx: &Context,
+    current: &crate::crd::CanaryStatus,
+    error: &ObserveError,
+    interval: Duration,
+) -> Result<Action, ReconcileError> {
+    let reason = reason_of(error);
+    let message = error.to_string();
+    let next = status::blocked(current, reason, &message, canary.metadata.generation);
+    if &next != current {
+        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
+        let key = format!(
+            "{}/{}",
+            canary.metadata.namespace.as_deref().unwrap_or_default(),
+            canary.metadata.name.as_deref().unwrap_or_default()
+        );
+        ctx.written.record(key, stored);
+        publish_warning(ctx, canary, reason, &message).await;
+    }
+    Ok(Action::requeue(interval))
+}
+
+async fn publish_warning(ctx: &Context, canary: &Canary, reason: &str, message: &str) {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType as KubeEventType};
+    tracing::warn!(reason, "{message}");
+    let event = Event {
+        type_: KubeEventType::Warning,
+        reason: reason.to_string(),
+        note: Some(message.to_string()),
+        action: reason.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &canary.object_ref(&())).await {
+        tracing::warn!(error = %e, "recording event failed");
+    }
+}
+
+fn record_metrics(ctx: &Context, canary: &Canary, status: &crate::crd::CanaryStatus) {
+    let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
+    let name = canary.metadata.name.as_deref().unwrap_or_default();
+    let phase = status.phase.unwrap_or(CanaryPhase::Initializing);
+    ctx.metrics.set_canary(
+        namespace,
+        name,
+        &canary.spec.target_ref.name,
+        phase,
+        status.canary_weight.unwrap_or(0),
+    );
+    for result in status.analysis.iter().flatten() {
+        if let Some(value) = result.value {
+            let labels = AnalysisLabels {
+                name: name.into(),
+                namespace: namespace.into(),
+                metric: result.name.clone(),
+            };
+            ctx.metrics.metric_analysis.get_or_create(&labels).set(value);
+        }
+    }
+}
+
+/// What happens after a failed reconcile: counted by category, retried in 10 s.
+pub fn error_policy(canary: Arc<Canary>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        canary.namespace = canary.metadata.namespace.as_deref().unwrap_or_default(),
+        canary.name = canary.metadata.name.as_deref().unwrap_or_default(),
+        error = %error,
+        "reconcile failed; retrying"
+    );
+    ctx.metrics.reconcile_errors.get_or_create(&CategoryLabels { category: error.category().into() }).inc();
+    Action::requeue(Duration::from_secs(10))
+}

@@ -242,3 +242,98 @@ async fn blue_green_release_is_promoted_then_a_failing_one_is_rolled_back() {
     controller.abort();
     server.shutdown().await;
 }
+
+fn run_config() -> RunConfig {
+    RunConfig {
+        namespace: Some(NS.into()),
+        settings: Settings {
+            default_provider: Provider::Kubernetes,
+            metrics_server: None,
+            gateway_metrics: GatewayMetrics::Envoy,
+            cluster_name: None,
+        },
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        leader_election: None,
+        git_cache_dir: None,
+    }
+}
+
+/// Kills the controller mid-analysis and starts a fresh one (no in-memory state): the run
+/// continues from the stored status and the release is promoted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_continues_the_run_and_promotes_once() {
+    let server = ApiServer::start(ServerConfig {
+        bookmark_interval: Duration::from_millis(500),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("API stand-in starts");
+    let client = server.client().expect("client");
+    install_crds(&client).await;
+    tokio::spawn(deployment_status_loop(client.clone()));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "podinfo", "namespace": NS},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "podinfo"}},
+                    "template": {"metadata": {"labels": {"app": "podinfo"}},
+                        "spec": {"containers": [{"name": "app", "image": "demo:1.0.0"}]}}}
+            }))
+            .expect("deployment"),
+        )
+        .await
+        .expect("target created");
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), NS);
+    canaries
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
+                "metadata": {"name": "podinfo", "namespace": NS},
+                "spec": {"provider": "kubernetes",
+                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                    "service": {"port": 80},
+                    "analysis": {"interval": "1s", "threshold": 1, "iterations": 6}}
+            }))
+            .expect("canary"),
+        )
+        .await
+        .expect("canary created");
+
+    let first = tokio::spawn(run(client.clone(), run_config()));
+    wait_for("Initialized", async || {
+        (phase(&canaries).await == Some(CanaryPhase::Initialized)).then_some(())
+    })
+    .await;
+    set_image(&deployments, "demo:2.0.0").await;
+    let iterations = async || canaries.get("podinfo").await.ok()?.status?.iterations;
+    let before = wait_for("two iterations", async || iterations().await.filter(|i| *i >= 2)).await;
+    first.abort();
+    let _ = first.await;
+    assert_eq!(phase(&canaries).await, Some(CanaryPhase::Progressing));
+
+    let second = tokio::spawn(run(client.clone(), run_config()));
+    let after = wait_for("a tick of the new controller", async || {
+        let status = canaries.get("podinfo").await.ok()?.status?;
+        (status.phase == Some(CanaryPhase::Succeeded) || status.iterations != Some(before)).then_some(status)
+    })
+    .await;
+    assert!(
+        after.phase == Some(CanaryPhase::Succeeded) || after.iterations.unwrap_or(0) > before,
+        "the run continued from iteration {before}, not from the start: {after:?}"
+    );
+    wait_for("Succeeded", async || (phase(&canaries).await == Some(CanaryPhase::Succeeded)).then_some(()))
+        .await;
+    let primary = deployments.get("podinfo-primary").await.expect("primary");
+    assert_eq!(image_of(&primary), "demo:2.0.0");
+    // Created once, its template changed once by the promotion: a second promotion would have
+    // been a no-op apply, but a re-run from the start would show as a second Progressing run.
+    assert_eq!(primary.metadata.generation, Some(2), "one promotion");
+    let status = canaries.get("podinfo").await.expect("canary").status.expect("status");
+    assert_eq!(status.last_promoted_spec, status.last_applied_spec);
+    second.abort();
+    server.shutdown().await;
+}

@@ -214,3 +214,79 @@ impl Shape for ContourShape {
         Err(RouterError::NotFound(format!("{what} route to {p} or {c}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    fn service() -> Value {
+        json!({
+            "hosts": ["app.example.com"],
+            "timeout": "15s",
+            "retries": {"attempts": 3, "perTryTimeout": "5s", "retryOn": "5xx, gateway-error"},
+        })
+    }
+
+    #[test]
+    fn golden_http_proxy_and_round_trip() {
+        let spec = spec("contour", service(), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = Routes { primary: 90, canary: 10, mirrored: false };
+        assert_eq!(
+            ContourShape.http_proxy(&ctx, routes).expect("body"),
+            json!({
+                "apiVersion": "projectcontour.io/v1",
+                "kind": "HTTPProxy",
+                "metadata": owned_meta("podinfo"),
+                "spec": {
+                    "virtualhost": {"fqdn": "app.example.com"},
+                    "routes": [{
+                        "conditions": [{"prefix": "/"}],
+                        "services": [
+                            {"name": "podinfo-primary", "port": 9898, "weight": 90},
+                            {"name": "podinfo-canary", "port": 9898, "weight": 10},
+                        ],
+                        "timeoutPolicy": {"response": "15s"},
+                        "retryPolicy": {"count": 3, "perTryTimeout": "5s", "retryOn": ["5xx", "gateway-error"]},
+                    }],
+                },
+            })
+        );
+        for canary in WEIGHTS {
+            let routes = Routes { primary: 100 - canary, canary, mirrored: false };
+            let body = ContourShape.http_proxy(&ctx, routes).expect("body");
+            assert_eq!(ContourShape.read(&ctx, &body).expect("read"), routes);
+        }
+    }
+
+    #[test]
+    fn golden_ab_route_in_front() {
+        let spec = spec("contour", json!({}), ab_analysis());
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = Routes { primary: 0, canary: 100, mirrored: false };
+        let body = ContourShape.http_proxy(&ctx, routes).expect("body");
+        assert_eq!(
+            body["spec"]["routes"],
+            json!([
+                {"conditions": [{"header": {"name": "x-canary", "exact": "insider"}}], "services": [
+                    {"name": "podinfo-primary", "port": 9898, "weight": 0},
+                    {"name": "podinfo-canary", "port": 9898, "weight": 100},
+                ]},
+                {"conditions": [{"prefix": "/"}], "services": [
+                    {"name": "podinfo-primary", "port": 9898, "weight": 100},
+                    {"name": "podinfo-canary", "port": 9898, "weight": 0},
+                ]},
+            ])
+        );
+        assert_eq!(ContourShape.read(&ctx, &body).expect("read"), routes);
+        let err =
+            ContourShape.http_proxy(&ctx, Routes { mirrored: true, ..Routes::STABLE }).expect_err("mirror");
+        assert!(matches!(err, RouterError::Unsupported { .. }));
+    }
+}

@@ -444,3 +444,199 @@ impl Shape for HttpRouteShape {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    fn service() -> Value {
+        json!({
+            "gatewayRefs": [{"name": "public", "namespace": "gateways"}],
+            "hosts": ["app.example.com"],
+            "timeout": "30s",
+            "backendTimeout": "10s",
+        })
+    }
+
+    fn shape() -> HttpRouteShape {
+        HttpRouteShape { provider: Provider::GatewayApiV1, version: Version::V1, parents: Parents::Gateways }
+    }
+
+    fn split(primary: i32, canary: i32) -> Routes {
+        Routes { primary, canary, mirrored: false }
+    }
+
+    #[test]
+    fn golden_weighted_route() {
+        let spec = spec("gatewayapi:v1", service(), json!({}));
+        let label = label();
+        let body = shape().http_route(&ctx(&spec, &label), split(90, 10)).expect("body");
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": owned_meta("podinfo"),
+                "spec": {
+                    "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                    "hostnames": ["app.example.com"],
+                    "rules": [{
+                        "backendRefs": [
+                            {"name": "podinfo-primary", "port": 9898, "weight": 90},
+                            {"name": "podinfo-canary", "port": 9898, "weight": 10},
+                        ],
+                        "timeouts": {"request": "30s", "backendRequest": "10s"},
+                    }],
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn weights_round_trip_for_both_versions() {
+        let spec = spec("gatewayapi:v1", service(), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        for version in [Version::V1, Version::V1Beta1] {
+            let shape = HttpRouteShape { version, ..shape() };
+            for canary in WEIGHTS {
+                let routes = split(100 - canary, canary);
+                let body = shape.http_route(&ctx, routes).expect("body");
+                let refs = &body["spec"]["rules"][0]["backendRefs"];
+                assert_eq!(refs[0]["weight"], json!(100 - canary));
+                assert_eq!(refs[1]["weight"], json!(canary));
+                assert_eq!(shape.read(&ctx, &body).expect("read"), routes);
+            }
+            assert_eq!(
+                shape.http_route(&ctx, Routes::STABLE).expect("body")["apiVersion"],
+                json!(http_route_kind(version).api_version())
+            );
+        }
+    }
+
+    #[test]
+    fn golden_ab_rule_in_front() {
+        let service = json!({"gatewayRefs": [{"name": "public"}], "match": [{"uri": {"prefix": "/api"}}]});
+        let spec = spec("gatewayapi:v1", service, ab_analysis());
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = split(0, 100);
+        let body = shape().http_route(&ctx, routes).expect("body");
+        assert_eq!(
+            body["spec"]["rules"],
+            json!([
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/api"},
+                        "headers": [{"name": "x-canary", "type": "Exact", "value": "insider"}]}],
+                    "backendRefs": [
+                        {"name": "podinfo-primary", "port": 9898, "weight": 0},
+                        {"name": "podinfo-canary", "port": 9898, "weight": 100},
+                    ],
+                },
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                    "backendRefs": [
+                        {"name": "podinfo-primary", "port": 9898, "weight": 100},
+                        {"name": "podinfo-canary", "port": 9898, "weight": 0},
+                    ],
+                },
+            ])
+        );
+        assert_eq!(shape().read(&ctx, &body).expect("read"), routes);
+    }
+
+    #[test]
+    fn golden_mirror_and_filters() {
+        let service = json!({
+            "gatewayRefs": [{"name": "public"}],
+            "headers": {"request": {"set": {"x-env": "prod"}, "remove": ["x-debug"]}},
+        });
+        let analysis = json!({"mirror": true, "mirrorWeight": 20, "stepWeight": null, "maxWeight": null, "iterations": 5});
+        let spec = spec("gatewayapi:v1", service, analysis);
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = Routes { primary: 100, canary: 0, mirrored: true };
+        let body = shape().http_route(&ctx, routes).expect("body");
+        assert_eq!(
+            body["spec"]["rules"][0]["filters"],
+            json!([
+                {"type": "RequestHeaderModifier", "requestHeaderModifier":
+                    {"set": [{"name": "x-env", "value": "prod"}], "remove": ["x-debug"]}},
+                {"type": "RequestMirror", "requestMirror":
+                    {"backendRef": {"name": "podinfo-canary", "port": 9898}, "percent": 20}},
+            ])
+        );
+        assert_eq!(shape().read(&ctx, &body).expect("read"), routes);
+        let plain = shape().http_route(&ctx, Routes::STABLE).expect("body");
+        assert_eq!(shape().read(&ctx, &plain).expect("read"), Routes::STABLE);
+    }
+
+    #[test]
+    fn matches_translate_or_are_refused() {
+        let m: HttpMatchRequest = serde_json::from_value(json!({
+            "uri": {"regex": "/v[0-9]+/.*"}, "method": {"exact": "GET"},
+            "headers": {"user-agent": {"suffix": "Firefox"}},
+            "queryParams": {"beta": {"prefix": "y"}},
+        }))
+        .expect("match");
+        assert_eq!(
+            route_match(&m).expect("translated"),
+            json!({
+                "path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"},
+                "method": "GET",
+                "headers": [{"name": "user-agent", "type": "RegularExpression", "value": ".*Firefox$"}],
+                "queryParams": [{"name": "beta", "type": "RegularExpression", "value": "^y.*"}],
+            })
+        );
+        let m: HttpMatchRequest =
+            serde_json::from_value(json!({"authority": {"exact": "a"}})).expect("match");
+        assert!(matches!(route_match(&m), Err(RouterError::Invalid { .. })));
+    }
+
+    #[test]
+    fn adoption_changes_only_serins_backend_refs() {
+        let spec = spec("gatewayapi:v1", service(), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let user_rules = json!([
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
+             "backendRefs": [{"name": "cdn", "port": 80}]},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+             "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}],
+             "backendRefs": [{"name": "podinfo", "port": 8080}]},
+        ]);
+        let rules = adopt_rules(&ctx, &user_rules, split(90, 10), "r").expect("adopted");
+        assert_eq!(rules[0], user_rules[0]);
+        assert_eq!(rules[1]["matches"], user_rules[1]["matches"]);
+        assert_eq!(rules[1]["filters"], user_rules[1]["filters"]);
+        assert_eq!(
+            rules[1]["backendRefs"],
+            json!([
+                {"name": "podinfo-primary", "port": 8080, "weight": 90},
+                {"name": "podinfo-canary", "port": 8080, "weight": 10},
+            ])
+        );
+        assert_eq!(read_rules(&ctx, &rules, "r").expect("read"), split(90, 10));
+        let err = adopt_rules(&ctx, &json!([user_rules[0].clone()]), split(90, 10), "r")
+            .expect_err("nothing to split");
+        assert!(err.to_string().contains("no rule routes to podinfo"), "{err}");
+    }
+
+    #[test]
+    fn linkerd_attaches_to_the_apex_service_without_hostnames() {
+        let spec = spec("linkerd", service(), json!({}));
+        let label = label();
+        let body =
+            crate::router::linkerd::shape().http_route(&ctx(&spec, &label), split(50, 50)).expect("body");
+        assert_eq!(
+            body["spec"]["parentRefs"],
+            json!([{"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}])
+        );
+        assert!(body["spec"].get("hostnames").is_none());
+        assert_eq!(body["apiVersion"], "gateway.networking.k8s.io/v1");
+    }
+}

@@ -301,3 +301,145 @@ impl Shape for IstioShape {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    fn service() -> Value {
+        json!({
+            "hosts": ["app.example.com"],
+            "gateways": ["public/gateway"],
+            "retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "gateway-error"},
+            "timeout": "30s",
+            "rewrite": {"uri": "/"},
+            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+        })
+    }
+
+    fn split(primary: i32, canary: i32) -> Routes {
+        Routes { primary, canary, mirrored: false }
+    }
+
+    #[test]
+    fn golden_virtual_service_and_destination_rules() {
+        let spec = spec("istio", service(), json!({}));
+        let label = label();
+        let objects = IstioShape.build(&ctx(&spec, &label), split(90, 10)).expect("objects");
+        assert_eq!(
+            objects[0].body,
+            json!({
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "VirtualService",
+                "metadata": owned_meta("podinfo"),
+                "spec": {
+                    "hosts": ["podinfo", "app.example.com"],
+                    "gateways": ["public/gateway"],
+                    "http": [{
+                        "rewrite": {"uri": "/"},
+                        "retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "gateway-error"},
+                        "timeout": "30s",
+                        "route": [
+                            {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": 90},
+                            {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": 10},
+                        ],
+                    }],
+                },
+            })
+        );
+        assert_eq!(
+            objects[1].body,
+            json!({
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "DestinationRule",
+                "metadata": owned_meta("podinfo-primary"),
+                "spec": {"host": "podinfo-primary", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+            })
+        );
+        assert_eq!(objects[2].name(), "podinfo-canary");
+        assert_eq!(objects[2].body["spec"]["host"], "podinfo-canary");
+    }
+
+    #[test]
+    fn weights_round_trip() {
+        let spec = spec("istio", service(), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        for canary in WEIGHTS {
+            let routes = split(100 - canary, canary);
+            let vs = IstioShape.virtual_service(&ctx, routes).expect("vs");
+            assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], json!(canary));
+            assert_eq!(IstioShape.read(&ctx, &vs).expect("read"), routes);
+        }
+    }
+
+    #[test]
+    fn golden_ab_and_mirror() {
+        let spec = spec("istio", json!({}), ab_analysis());
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let vs = IstioShape.virtual_service(&ctx, split(0, 100)).expect("vs");
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"match": [{"headers": {"x-canary": {"exact": "insider"}}}], "route": [
+                    {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": 0},
+                    {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": 100},
+                ]},
+                {"route": [
+                    {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": 100},
+                    {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": 0},
+                ]},
+            ])
+        );
+        assert_eq!(IstioShape.read(&ctx, &vs).expect("read"), split(0, 100));
+
+        let analysis = json!({"mirror": true, "mirrorWeight": 50, "stepWeight": null, "maxWeight": null, "iterations": 5});
+        let spec = crate::router::testkit::spec("istio", json!({}), analysis);
+        let ctx = crate::router::testkit::ctx(&spec, &label);
+        let routes = Routes { primary: 100, canary: 0, mirrored: true };
+        let vs = IstioShape.virtual_service(&ctx, routes).expect("vs");
+        assert_eq!(
+            vs["spec"]["http"][0]["mirror"],
+            json!({"host": "podinfo-canary", "port": {"number": 9898}})
+        );
+        assert_eq!(vs["spec"]["http"][0]["mirrorPercentage"], json!({"value": 50.0}));
+        assert_eq!(IstioShape.read(&ctx, &vs).expect("read"), routes);
+    }
+
+    #[test]
+    fn delegation_drops_hosts_and_gateways() {
+        let spec = spec("istio", json!({"delegation": true, "hosts": ["a"], "gateways": ["g"]}), json!({}));
+        let label = label();
+        let vs = IstioShape.virtual_service(&ctx(&spec, &label), Routes::STABLE).expect("vs");
+        assert!(vs["spec"].get("hosts").is_none() && vs["spec"].get("gateways").is_none(), "{vs}");
+    }
+
+    #[test]
+    fn adoption_keeps_user_routes() {
+        let spec = spec("istio", json!({}), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let existing = json!({"spec": {"hosts": ["podinfo"], "http": [
+            {"match": [{"uri": {"prefix": "/legacy"}}], "route": [{"destination": {"host": "legacy"}}]},
+            {"retries": {"attempts": 2}, "route": [{"destination": {"host": "podinfo.test.svc.cluster.local", "port": {"number": 80}}}]},
+        ]}});
+        let body = IstioShape.adopt(&ctx, &existing, split(80, 20)).expect("adoptable").expect("body");
+        assert!(body["metadata"].get("ownerReferences").is_none());
+        let http = &body["spec"]["http"];
+        assert_eq!(http[0], existing["spec"]["http"][0]);
+        assert_eq!(http[1]["retries"], json!({"attempts": 2}));
+        assert_eq!(
+            http[1]["route"],
+            json!([
+                {"destination": {"host": "podinfo-primary", "port": {"number": 80}}, "weight": 80},
+                {"destination": {"host": "podinfo-canary", "port": {"number": 80}}, "weight": 20},
+            ])
+        );
+        assert_eq!(IstioShape.read(&ctx, &body).expect("read"), split(80, 20));
+    }
+}

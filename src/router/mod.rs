@@ -9,6 +9,8 @@ pub mod linkerd;
 pub mod nginx;
 pub mod object;
 pub mod smi;
+#[cfg(test)]
+mod testkit;
 pub mod traefik;
 
 use std::sync::Arc;

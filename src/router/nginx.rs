@@ -283,3 +283,108 @@ impl TrafficRouter for NginxRouter {
         self.write(&plain, ALL_TO_CANARY).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    fn source() -> Value {
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "podinfo", "namespace": "test", "labels": {"team": "a"},
+                "annotations": {"kubernetes.io/ingress.class": "nginx",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "podinfo", "port": {"number": 80}}}},
+                {"path": "/other", "pathType": "Prefix", "backend": {"service": {"name": "other", "port": {"number": 80}}}},
+            ]}}]},
+        })
+    }
+
+    fn ingress_spec(analysis: Value) -> crate::crd::CanarySpec {
+        let mut s = spec("nginx", json!({}), analysis);
+        s.ingress_ref = serde_json::from_value(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+        )
+        .expect("ref");
+        s
+    }
+
+    #[test]
+    fn golden_canary_ingress() {
+        let spec = ingress_spec(json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let body = canary_ingress(&ctx, &source(), Routes { primary: 90, canary: 10, mirrored: false })
+            .expect("body");
+        let mut meta = owned_meta("podinfo-canary");
+        meta["labels"] = json!({"team": "a"});
+        meta["annotations"]["kubernetes.io/ingress.class"] = json!("nginx");
+        meta["annotations"]["nginx.ingress.kubernetes.io/canary"] = json!("true");
+        meta["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] = json!("10");
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+                "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "podinfo-canary", "port": {"number": 80}}}},
+                    {"path": "/other", "pathType": "Prefix", "backend": {"service": {"name": "other", "port": {"number": 80}}}},
+                ]}}]},
+            })
+        );
+        for canary in WEIGHTS {
+            let routes = Routes { primary: 100 - canary, canary, mirrored: false };
+            let body = canary_ingress(&ctx, &source(), routes).expect("body");
+            assert_eq!(read_canary_ingress(&body).expect("read"), routes);
+        }
+    }
+
+    #[test]
+    fn ab_header_cookie_and_refusals() {
+        let label = label();
+        let spec = ingress_spec(ab_analysis());
+        let ctx = ctx(&spec, &label);
+        let all = Routes { primary: 0, canary: 100, mirrored: false };
+        let body = canary_ingress(&ctx, &source(), all).expect("body");
+        let a = &body["metadata"]["annotations"];
+        assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-header"], "x-canary");
+        assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-header-value"], "insider");
+        assert_eq!(a["nginx.ingress.kubernetes.io/canary-weight"], "0");
+        assert_eq!(read_canary_ingress(&body).expect("read"), all);
+        let idle = canary_ingress(&ctx, &source(), Routes::STABLE).expect("body");
+        assert!(
+            idle["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/canary-by-header").is_none()
+        );
+        assert_eq!(read_canary_ingress(&idle).expect("read"), Routes::STABLE);
+        let err = canary_ingress(&ctx, &source(), Routes { primary: 50, canary: 50, mirrored: false });
+        assert!(matches!(err, Err(RouterError::Unsupported { .. })));
+
+        let cookie = json!({"stepWeight": null, "maxWeight": null, "iterations": 10,
+            "match": [{"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}]});
+        let spec = ingress_spec(cookie);
+        let ctx = crate::router::testkit::ctx(&spec, &label);
+        let body = canary_ingress(&ctx, &source(), all).expect("body");
+        assert_eq!(body["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-cookie"], "canary");
+
+        let two = json!({"stepWeight": null, "maxWeight": null, "iterations": 10,
+            "match": [{"headers": {"a": {"exact": "1"}, "b": {"exact": "2"}}}]});
+        let spec = ingress_spec(two);
+        let ctx = crate::router::testkit::ctx(&spec, &label);
+        assert!(matches!(canary_ingress(&ctx, &source(), all), Err(RouterError::Unsupported { .. })));
+        let err =
+            canary_ingress(&ctx, &source(), Routes { mirrored: true, ..Routes::STABLE }).expect_err("mirror");
+        assert!(err.to_string().contains("mirror"), "{err}");
+    }
+
+    #[test]
+    fn missing_ingress_ref_is_named() {
+        let spec = spec("nginx", json!({}), json!({}));
+        let label = label();
+        let err = canary_ingress(&ctx(&spec, &label), &source(), Routes::STABLE).expect_err("no ref");
+        assert!(err.to_string().contains("spec.ingressRef"), "{err}");
+    }
+}

@@ -136,3 +136,66 @@ impl Shape for TrafficSplitShape {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    #[test]
+    fn golden_traffic_splits_per_version() {
+        let spec = spec("smi:v1alpha2", json!({}), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = Routes { primary: 90, canary: 10, mirrored: false };
+        let body =
+            TrafficSplitShape { version: Version::V1Alpha2 }.traffic_split(&ctx, routes).expect("body");
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "split.smi-spec.io/v1alpha2",
+                "kind": "TrafficSplit",
+                "metadata": owned_meta("podinfo"),
+                "spec": {"service": "podinfo", "backends": [
+                    {"service": "podinfo-primary", "weight": 90},
+                    {"service": "podinfo-canary", "weight": 10},
+                ]},
+            })
+        );
+        let v1 = TrafficSplitShape { version: Version::V1Alpha1 }.traffic_split(&ctx, routes).expect("body");
+        assert_eq!(v1["apiVersion"], "split.smi-spec.io/v1alpha1");
+        assert_eq!(v1["spec"]["backends"][0]["weight"], json!("90"));
+        for version in [Version::V1Alpha1, Version::V1Alpha2, Version::V1Alpha3] {
+            let shape = TrafficSplitShape { version };
+            for canary in WEIGHTS {
+                let routes = Routes { primary: 100 - canary, canary, mirrored: false };
+                let body = shape.traffic_split(&ctx, routes).expect("body");
+                assert_eq!(shape.read(&ctx, &body).expect("read"), routes, "{version:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantity_weights_parse() {
+        assert_eq!(parse_weight(&json!("900m")), Some(0));
+        assert_eq!(parse_weight(&json!("90000m")), Some(90));
+        assert_eq!(parse_weight(&json!(" 7 ")), Some(7));
+    }
+
+    #[test]
+    fn mirroring_and_ab_are_unsupported() {
+        let spec = spec("smi:v1alpha3", json!({}), ab_analysis());
+        let label = label();
+        let shape = TrafficSplitShape { version: Version::V1Alpha3 };
+        let err = shape.traffic_split(&ctx(&spec, &label), Routes::STABLE).expect_err("a/b");
+        assert!(matches!(err, RouterError::Unsupported { .. }), "{err}");
+        let spec = crate::router::testkit::spec("smi:v1alpha3", json!({}), json!({}));
+        let err = shape
+            .traffic_split(&ctx(&spec, &label), Routes { mirrored: true, ..Routes::STABLE })
+            .expect_err("mirror");
+        assert!(matches!(err, RouterError::Unsupported { .. }), "{err}");
+    }
+}

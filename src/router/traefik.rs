@@ -117,3 +117,71 @@ impl Shape for TraefikShape {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::router::testkit::{WEIGHTS, ab_analysis, ctx, label, owned_meta, spec};
+
+    #[test]
+    fn golden_weighted_and_round_trip() {
+        let spec = spec("traefik", json!({}), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let body = TraefikShape.traffic_service_for_test(&ctx, 90, 10);
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "TraefikService",
+                "metadata": owned_meta("podinfo"),
+                "spec": {"weighted": {"services": [
+                    {"name": "podinfo-primary", "port": 9898, "weight": 90},
+                    {"name": "podinfo-canary", "port": 9898, "weight": 10},
+                ]}},
+            })
+        );
+        for canary in WEIGHTS {
+            let routes = Routes { primary: 100 - canary, canary, mirrored: false };
+            let body = TraefikShape.traefik_service(&ctx, routes).expect("body");
+            assert_eq!(TraefikShape.read(&ctx, &body).expect("read"), routes);
+        }
+    }
+
+    #[test]
+    fn golden_mirroring() {
+        let analysis = json!({"mirror": true, "mirrorWeight": 30, "stepWeight": null, "maxWeight": null, "iterations": 5});
+        let spec = spec("traefik", json!({}), analysis);
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let routes = Routes { primary: 100, canary: 0, mirrored: true };
+        let body = TraefikShape.traefik_service(&ctx, routes).expect("body");
+        assert_eq!(
+            body["spec"],
+            json!({"mirroring": {"name": "podinfo-primary", "port": 9898,
+                "mirrors": [{"name": "podinfo-canary", "port": 9898, "percent": 30}]}})
+        );
+        assert_eq!(TraefikShape.read(&ctx, &body).expect("read"), routes);
+        let err = TraefikShape
+            .traefik_service(&ctx, Routes { primary: 90, canary: 10, mirrored: true })
+            .expect_err("weighted mirror");
+        assert!(matches!(err, RouterError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn ab_is_unsupported() {
+        let spec = spec("traefik", json!({}), ab_analysis());
+        let label = label();
+        let err = TraefikShape.traefik_service(&ctx(&spec, &label), Routes::STABLE).expect_err("a/b");
+        assert!(err.to_string().contains("IngressRoute"), "{err}");
+    }
+
+    impl TraefikShape {
+        fn traffic_service_for_test(&self, ctx: &RouteContext<'_>, primary: i32, canary: i32) -> Value {
+            self.traefik_service(ctx, Routes { primary, canary, mirrored: false }).expect("body")
+        }
+    }
+}

@@ -26,7 +26,9 @@ use serde_json::{Map, Value, json};
 use tracing::debug;
 
 use super::gateway_api::exact_or_regex;
-use super::object::{ALL_TO_CANARY, Objects, RoutingKind, owned_metadata, unsupported, without_run_routing};
+use super::object::{
+    ALL_TO_CANARY, Objects, RoutingKind, contains, owned_metadata, unsupported, without_run_routing,
+};
 use super::{RouteContext, RouterError, Routes, TrafficRouter};
 use crate::crd::Provider;
 
@@ -250,19 +252,22 @@ impl TrafficRouter for NginxRouter {
             .canary(ctx)
             .await?
             .ok_or_else(|| RouterError::NotFound(format!("Ingress {}/{name}", ctx.namespace)))?;
-        if read_canary_ingress(&live)? == routes {
+        let source = self.source(ctx).await?;
+        let body = canary_ingress(ctx, &source, routes)?;
+        let canary_annotations = |o: &Value| -> Map<String, Value> {
+            o["metadata"]["annotations"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.starts_with(&ann("canary")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        if canary_annotations(&live) == canary_annotations(&body) && contains(&live["spec"], &body["spec"]) {
             debug!(ingress = name, ?routes, "routes already in force");
-            // Still refuse what NGINX cannot express.
-            if routes.mirrored {
-                return Err(unsupported(
-                    Provider::Nginx,
-                    routes,
-                    "NGINX Ingress canaries cannot mirror traffic",
-                ));
-            }
             return Ok(());
         }
-        self.write(ctx, routes).await
+        self.objects.apply(INGRESS, ctx.namespace, &body).await
     }
 
     async fn get_routes(&self, ctx: &RouteContext<'_>) -> Result<Routes, RouterError> {

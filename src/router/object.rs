@@ -408,7 +408,73 @@ impl<S: Shape> ObjectRouter<S> {
 
 #[cfg(test)]
 mod tests {
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
     use super::*;
+    use crate::router::testkit::{ctx, label, spec};
+    use crate::router::traefik::TraefikShape;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    const PATH: &str = "/apis/traefik.io/v1alpha1/namespaces/test/traefikservices/podinfo";
+
+    /// Answers one request with `body`; returns the method and the request body.
+    async fn answer(handle: &mut Handle, body: &Value) -> (Method, Value) {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert!(request.uri().path().ends_with(PATH), "{}", request.uri());
+        let method = request.method().clone();
+        let bytes = request.into_body().collect_bytes().await.expect("body");
+        let sent = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("json") };
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(body.to_string().into_bytes()))
+                .expect("response"),
+        );
+        (method, sent)
+    }
+
+    fn live(ctx: &RouteContext<'_>, routes: Routes) -> Value {
+        let mut body = TraefikShape.traefik_service(ctx, routes).expect("body");
+        body["metadata"]["resourceVersion"] = json!("7");
+        body
+    }
+
+    #[tokio::test]
+    async fn set_routes_twice_writes_once() {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let router = ObjectRouter::new(Client::new(service, "default"), TraefikShape);
+        let spec = spec("traefik", json!({}), json!({}));
+        let label = label();
+        let ctx = ctx(&spec, &label);
+        let (before, after) =
+            (live(&ctx, Routes::STABLE), live(&ctx, Routes { primary: 90, canary: 10, mirrored: false }));
+        let server = tokio::spawn(async move {
+            assert_eq!(answer(&mut handle, &before).await.0, Method::GET);
+            let (method, sent) = answer(&mut handle, &after).await;
+            assert_eq!(method, Method::PATCH);
+            assert_eq!(sent["spec"]["weighted"]["services"][1]["weight"], 10);
+            assert_eq!(answer(&mut handle, &after).await.0, Method::GET);
+            assert!(handle.next_request().await.is_none(), "no second write");
+        });
+        let routes = Routes { primary: 90, canary: 10, mirrored: false };
+        router.set_routes(&ctx, routes).await.expect("first");
+        router.set_routes(&ctx, routes).await.expect("second");
+        drop(router);
+        server.await.expect("one write");
+    }
+
+    #[tokio::test]
+    async fn unsupported_routes_are_refused_before_any_request() {
+        let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let router = ObjectRouter::new(Client::new(service, "default"), TraefikShape);
+        let spec = spec("traefik", json!({}), crate::router::testkit::ab_analysis());
+        let label = label();
+        let err = router.set_routes(&ctx(&spec, &label), Routes::STABLE).await.expect_err("a/b");
+        assert!(matches!(err, RouterError::Unsupported { .. }), "{err}");
+    }
 
     #[test]
     fn percentages_normalise_raw_weights() {

@@ -86,7 +86,14 @@ fn label() -> SelectorLabel {
 }
 
 fn ctx<'a>(spec: &'a CanarySpec, label: &'a SelectorLabel) -> RouteContext<'a> {
-    RouteContext { namespace: NS, name: "podinfo", uid: Some("canary-uid"), spec, selector: label }
+    RouteContext {
+        namespace: NS,
+        name: "podinfo",
+        uid: Some("canary-uid"),
+        spec,
+        affinity_cookie: None,
+        selector: label,
+    }
 }
 
 fn split(primary: i32, canary: i32) -> Routes {

@@ -19,7 +19,12 @@
 //! Builtin metrics: `analysis/gatewayapi-envoy` or `analysis/gatewayapi-istio`, depending on the
 //! implementation serving the Gateway (`crate::analysis::builtin::provider_for`).
 //!
-//! Not done: session-affinity cookie rules (`analysis.sessionAffinity` is ignored with a warning);
+//! Session affinity (`analysis.sessionAffinity`, weighted canaries): while the canary takes
+//! weight and the run has a cookie (`RouteContext::affinity_cookie`), a rule in front sends
+//! requests whose `Cookie` header holds it to `<svc>-canary`, and the canary backendRef of the
+//! weighted rule hands it out with a `Set-Cookie` response header.
+//!
+//! Not done: the primary cookie (`primaryCookieName`) and expiring the previous run's cookie;
 //! A/B testing and mirroring on an adopted HTTPRoute are refused (`Unsupported`).
 
 use kube::Client;
@@ -27,7 +32,8 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::object::{
-    Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, owned_metadata, percentages, unsupported,
+    ALL_TO_CANARY, Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, affinity, cookie_regex,
+    owned_metadata, percentages, unsupported,
 };
 use super::{RouteContext, RouterError, Routes};
 use crate::crd::Provider;
@@ -273,12 +279,37 @@ impl HttpRouteShape {
         Ok(rule)
     }
 
+    /// The rule in front that keeps users holding the run's cookie on the canary.
+    fn affinity_rule(
+        &self,
+        ctx: &RouteContext<'_>,
+        service: &[Value],
+        cookie: &str,
+    ) -> Result<Value, RouterError> {
+        let header = json!({"name": "Cookie", "type": "RegularExpression", "value": cookie_regex(cookie)});
+        let base = if service.is_empty() { vec![json!({})] } else { service.to_vec() };
+        let matches: Vec<Value> = base
+            .into_iter()
+            .map(|mut m| {
+                match m["headers"].as_array_mut() {
+                    Some(h) => h.push(header.clone()),
+                    None => m["headers"] = json!([header.clone()]),
+                }
+                m
+            })
+            .collect();
+        let mut rule = self.rule(ctx, &matches, ALL_TO_CANARY, false)?;
+        let (_, canary) = backend_names(ctx);
+        rule["backendRefs"] = json!([{"name": canary, "port": ctx.spec.service.port}]);
+        Ok(rule)
+    }
+
     /// The HTTPRoute body for `routes`.
     pub fn http_route(&self, ctx: &RouteContext<'_>, routes: Routes) -> Result<Value, RouterError> {
         let kind = http_route_kind(self.version);
         let spec = ctx.spec;
-        if spec.analysis.session_affinity.is_some() {
-            warn!(canary = ctx.name, "session affinity is not implemented for HTTPRoute; ignored");
+        if spec.analysis.session_affinity.is_some() && ctx.affinity_cookie.is_none() {
+            warn!(canary = ctx.name, "session affinity is configured but the run has no cookie yet");
         }
         let service_matches =
             spec.service.match_.iter().flatten().map(route_match).collect::<Result<Vec<_>, _>>()?;
@@ -286,7 +317,15 @@ impl HttpRouteShape {
             spec.analysis.match_.iter().flatten().map(route_match).collect::<Result<Vec<_>, _>>()?;
         let mut rules = Vec::new();
         if ab_matches.is_empty() {
-            rules.push(self.rule(ctx, &service_matches, routes, routes.mirrored)?);
+            let mut weighted = self.rule(ctx, &service_matches, routes, routes.mirrored)?;
+            if let Some((cookie, set_cookie)) = affinity(ctx).filter(|_| routes.canary > 0) {
+                rules.push(self.affinity_rule(ctx, &service_matches, &cookie)?);
+                if let Some(canary) = weighted["backendRefs"].get_mut(1) {
+                    canary["filters"] = json!([{"type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": set_cookie}]}}]);
+                }
+            }
+            rules.push(weighted);
         } else {
             rules.push(self.rule(
                 ctx,
@@ -332,12 +371,30 @@ fn names_one_of(backend: &Value, names: &[&str]) -> bool {
     core && service && backend["name"].as_str().is_some_and(|n| names.contains(&n))
 }
 
+/// Whether `rule` is a session-affinity rule: every match needs a `Cookie` header and no
+/// backendRef is the primary.
+fn is_affinity_rule(rule: &Value, primary: &str) -> bool {
+    let matches = rule["matches"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let cookie = |m: &Value| {
+        m["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("cookie")))
+    };
+    let refs = rule["backendRefs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    !matches.is_empty() && matches.iter().all(cookie) && !refs.iter().any(|b| names_one_of(b, &[primary]))
+}
+
 /// Reads the split from a list of rules: the first rule with a primary or canary backendRef
 /// holds it (weights default to 1, as in Gateway API); mirroring is a `RequestMirror` filter to
 /// the canary on that rule.
 pub fn read_rules(ctx: &RouteContext<'_>, rules: &Value, object: &str) -> Result<Routes, RouterError> {
     let (p, c) = backend_names(ctx);
     for rule in rules.as_array().into_iter().flatten() {
+        if is_affinity_rule(rule, &p) {
+            continue;
+        }
         let refs = rule["backendRefs"].as_array().map(Vec::as_slice).unwrap_or_default();
         let weight = |name: &str| {
             refs.iter()
@@ -624,6 +681,31 @@ mod tests {
         let err = adopt_rules(&ctx, &json!([user_rules[0].clone()]), split(90, 10), "r")
             .expect_err("nothing to split");
         assert!(err.to_string().contains("no rule routes to podinfo"), "{err}");
+    }
+
+    #[test]
+    fn golden_session_affinity_rules() {
+        let analysis = json!({"sessionAffinity": {"cookieName": "canary-cookie", "maxAge": 60, "path": "/"}});
+        let spec = spec("gatewayapi:v1", json!({"gatewayRefs": [{"name": "public"}]}), analysis);
+        let label = label();
+        let ctx = RouteContext { affinity_cookie: Some("abc"), ..ctx(&spec, &label) };
+        let body = shape().http_route(&ctx, split(90, 10)).expect("body");
+        assert_eq!(
+            body["spec"]["rules"],
+            json!([
+                {"matches": [{"headers": [{"name": "Cookie", "type": "RegularExpression", "value": ".*canary\\-cookie=abc.*"}]}],
+                 "backendRefs": [{"name": "podinfo-canary", "port": 9898}]},
+                {"backendRefs": [
+                    {"name": "podinfo-primary", "port": 9898, "weight": 90},
+                    {"name": "podinfo-canary", "port": 9898, "weight": 10, "filters": [{"type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": "canary-cookie=abc; Max-Age=60; Path=/"}]}}]},
+                ]},
+            ])
+        );
+        assert_eq!(shape().read(&ctx, &body).expect("read"), split(90, 10));
+        // No weight on the canary: no cookie rules.
+        let stable = shape().http_route(&ctx, Routes::STABLE).expect("body");
+        assert_eq!(stable["spec"]["rules"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

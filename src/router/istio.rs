@@ -17,8 +17,13 @@
 //! whose destinations are `<svc>`, `<svc>-primary` or `<svc>-canary`, those destinations become
 //! the weighted pair; the user's other routes, matches and policies stay.
 //!
-//! Not done: session-affinity cookie routes (`analysis.sessionAffinity` is ignored with a
-//! warning); A/B testing and mirroring on an adopted VirtualService are refused.
+//! Session affinity (weighted canaries): while the canary takes weight and the run has a cookie
+//! (`RouteContext::affinity_cookie`), an http route in front sends requests whose `Cookie`
+//! header holds it to `<svc>-canary`, and the canary destination of the weighted route adds a
+//! `Set-Cookie` response header.
+//!
+//! Not done: the primary cookie and expiring the previous run's cookie; A/B testing and
+//! mirroring on an adopted VirtualService are refused.
 //!
 //! Builtin metrics: `analysis/istio`.
 
@@ -27,7 +32,8 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::object::{
-    Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, owned_metadata, percentages, unsupported,
+    ALL_TO_CANARY, Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, affinity, cookie_regex,
+    owned_metadata, percentages, unsupported,
 };
 use super::{RouteContext, RouterError, Routes};
 use crate::crd::Provider;
@@ -120,8 +126,8 @@ impl IstioShape {
     pub fn virtual_service(&self, ctx: &RouteContext<'_>, routes: Routes) -> Result<Value, RouterError> {
         let spec = ctx.spec;
         let svc = spec.service_name();
-        if spec.analysis.session_affinity.is_some() {
-            warn!(canary = ctx.name, "session affinity is not implemented for VirtualService; ignored");
+        if spec.analysis.session_affinity.is_some() && ctx.affinity_cookie.is_none() {
+            warn!(canary = ctx.name, "session affinity is configured but the run has no cookie yet");
         }
         let service_matches: Vec<Value> = spec
             .service
@@ -139,7 +145,31 @@ impl IstioShape {
             .collect::<Result<_, _>>()?;
         let mut http = Vec::new();
         if ab.is_empty() {
-            http.push(self.http_route(ctx, &service_matches, routes, routes.mirrored)?);
+            let mut weighted = self.http_route(ctx, &service_matches, routes, routes.mirrored)?;
+            if let Some((cookie, set_cookie)) = affinity(ctx).filter(|_| routes.canary > 0) {
+                let header = json!({"Cookie": {"regex": cookie_regex(&cookie)}});
+                let base = if service_matches.is_empty() { vec![json!({})] } else { service_matches.clone() };
+                let matches: Vec<Value> = base
+                    .into_iter()
+                    .map(|mut m| {
+                        match m["headers"].as_object_mut() {
+                            Some(h) => {
+                                h.insert("Cookie".into(), header["Cookie"].clone());
+                            }
+                            None => m["headers"] = header.clone(),
+                        }
+                        m
+                    })
+                    .collect();
+                let mut pinned = self.http_route(ctx, &matches, ALL_TO_CANARY, false)?;
+                let port = json!(ctx.spec.service.port);
+                pinned["route"] = json!([destination(&format!("{svc}-canary"), &port, 100)]);
+                http.push(pinned);
+                if let Some(canary) = weighted["route"].get_mut(1) {
+                    canary["headers"] = json!({"response": {"add": {"Set-Cookie": set_cookie}}});
+                }
+            }
+            http.push(weighted);
         } else {
             let mut merged = Vec::new();
             for a in &ab {
@@ -222,6 +252,13 @@ impl Shape for IstioShape {
         let what = format!("VirtualService {}/{svc}", ctx.namespace);
         for http in object["spec"]["http"].as_array().into_iter().flatten() {
             let dests = http["route"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let matches = http["match"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let pinned = !matches.is_empty()
+                && matches.iter().all(|m| m["headers"].get("Cookie").is_some())
+                && !dests.iter().any(|d| host_is(&d["destination"]["host"], &p, ctx.namespace));
+            if pinned {
+                continue;
+            }
             let single = dests.len() == 1;
             let weight = |name: &str| {
                 dests
@@ -409,6 +446,27 @@ mod tests {
         );
         assert_eq!(vs["spec"]["http"][0]["mirrorPercentage"], json!({"value": 50.0}));
         assert_eq!(IstioShape.read(&ctx, &vs).expect("read"), routes);
+    }
+
+    #[test]
+    fn golden_session_affinity_routes() {
+        let spec = spec("istio", json!({}), json!({"sessionAffinity": {"cookieName": "c", "secure": true}}));
+        let label = label();
+        let ctx = RouteContext { affinity_cookie: Some("c=xyz"), ..ctx(&spec, &label) };
+        let vs = IstioShape.virtual_service(&ctx, split(80, 20)).expect("vs");
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"match": [{"headers": {"Cookie": {"regex": ".*c=xyz.*"}}}],
+                 "route": [{"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": 100}]},
+                {"route": [
+                    {"destination": {"host": "podinfo-primary", "port": {"number": 9898}}, "weight": 80},
+                    {"destination": {"host": "podinfo-canary", "port": {"number": 9898}}, "weight": 20,
+                     "headers": {"response": {"add": {"Set-Cookie": "c=xyz; Max-Age=86400; Secure"}}}},
+                ]},
+            ])
+        );
+        assert_eq!(IstioShape.read(&ctx, &vs).expect("read"), split(80, 20));
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct RouteContext<'a> {
     pub uid: Option<&'a str>,
     /// The Canary's spec.
     pub spec: &'a CanarySpec,
+    /// The session-affinity cookie of the current run (`status.sessionAffinityCookie`, as
+    /// `<name>=<value>` or a bare value for `analysis.sessionAffinity.cookieName`); routers that
+    /// pin sessions (Istio, Gateway API) use it while the canary takes weight.
+    pub affinity_cookie: Option<&'a str>,
     /// The label that tells primary pods (`<value>-primary`) from canary pods (`<value>`).
     pub selector: &'a SelectorLabel,
 }

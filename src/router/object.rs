@@ -151,6 +151,42 @@ pub fn without_run_routing(spec: &CanarySpec) -> CanarySpec {
     spec
 }
 
+/// Session affinity for this run: the `<name>=<value>` cookie and the `Set-Cookie` value that
+/// hands it out, when `analysis.sessionAffinity` is set and the run has a cookie.
+pub fn affinity(ctx: &RouteContext<'_>) -> Option<(String, String)> {
+    let config = ctx.spec.analysis.session_affinity.as_ref()?;
+    let cookie = ctx.affinity_cookie?;
+    let cookie =
+        if cookie.contains('=') { cookie.to_string() } else { format!("{}={cookie}", config.cookie_name) };
+    let mut set = format!("{cookie}; Max-Age={}", config.max_age.unwrap_or(86_400));
+    if let Some(domain) = &config.domain {
+        set.push_str(&format!("; Domain={domain}"));
+    }
+    if let Some(path) = &config.path {
+        set.push_str(&format!("; Path={path}"));
+    }
+    if config.http_only == Some(true) {
+        set.push_str("; HttpOnly");
+    }
+    if config.secure == Some(true) {
+        set.push_str("; Secure");
+    }
+    if let Some(same_site) = config.same_site.as_ref().and_then(|s| serde_json::to_value(s).ok()) {
+        if let Some(same_site) = same_site.as_str() {
+            set.push_str(&format!("; SameSite={same_site}"));
+        }
+    }
+    if config.partitioned == Some(true) {
+        set.push_str("; Partitioned");
+    }
+    Some((cookie, set))
+}
+
+/// The header regex that matches requests carrying `cookie`.
+pub fn cookie_regex(cookie: &str) -> String {
+    format!(".*{}.*", regex::escape(cookie))
+}
+
 /// Every request to the canary Service (`<svc>-canary` selects the target's own pods).
 pub const ALL_TO_CANARY: Routes = Routes { primary: 0, canary: 100, mirrored: false };
 

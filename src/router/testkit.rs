@@ -46,7 +46,14 @@ pub fn label() -> SelectorLabel {
 
 /// Context for Canary `test/podinfo` with UID `uid-1`.
 pub fn ctx<'a>(spec: &'a CanarySpec, label: &'a SelectorLabel) -> RouteContext<'a> {
-    RouteContext { namespace: "test", name: "podinfo", uid: Some("uid-1"), spec, selector: label }
+    RouteContext {
+        namespace: "test",
+        name: "podinfo",
+        uid: Some("uid-1"),
+        spec,
+        affinity_cookie: None,
+        selector: label,
+    }
 }
 
 /// The metadata every object Serin creates for `test/podinfo` carries.

@@ -171,10 +171,10 @@ pub fn affinity(ctx: &RouteContext<'_>) -> Option<(String, String)> {
     if config.secure == Some(true) {
         set.push_str("; Secure");
     }
-    if let Some(same_site) = config.same_site.as_ref().and_then(|s| serde_json::to_value(s).ok()) {
-        if let Some(same_site) = same_site.as_str() {
-            set.push_str(&format!("; SameSite={same_site}"));
-        }
+    if let Some(Value::String(same_site)) =
+        config.same_site.as_ref().and_then(|s| serde_json::to_value(s).ok())
+    {
+        set.push_str(&format!("; SameSite={same_site}"));
     }
     if config.partitioned == Some(true) {
         set.push_str("; Partitioned");

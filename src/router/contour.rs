@@ -18,7 +18,9 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use super::gateway_api::exact_or_regex;
-use super::object::{Desired, ObjectRouter, RoutingKind, Shape, owned_metadata, percentages, unsupported};
+use super::object::{
+    Desired, ObjectRouter, RoutingKind, Shape, owned_metadata, percentages, pick_split, unsupported,
+};
 use super::{RouteContext, RouterError, Routes};
 use crate::crd::Provider;
 use crate::crd::canary::HeaderOperation;
@@ -194,6 +196,7 @@ impl Shape for ContourShape {
         let svc = ctx.spec.service_name();
         let (p, c) = (format!("{svc}-primary"), format!("{svc}-canary"));
         let what = format!("HTTPProxy {}/{svc}", ctx.namespace);
+        let mut splits = Vec::new();
         for route in object["spec"]["routes"].as_array().into_iter().flatten() {
             let services = route["services"].as_array().map(Vec::as_slice).unwrap_or_default();
             let weight = |name: &str| {
@@ -207,9 +210,12 @@ impl Shape for ContourShape {
             if wp.is_none() && wc.is_none() {
                 continue;
             }
-            return percentages(wp.unwrap_or(0), wc.unwrap_or(0), false).ok_or_else(|| {
-                RouterError::Invalid { object: what, reason: "both services have weight 0".into() }
-            });
+            splits.push(percentages(wp.unwrap_or(0), wc.unwrap_or(0), false).ok_or_else(|| {
+                RouterError::Invalid { object: what.clone(), reason: "both services have weight 0".into() }
+            })?);
+        }
+        if let Some(split) = pick_split(ctx.spec, splits) {
+            return Ok(split);
         }
         Err(RouterError::NotFound(format!("{what} route to {p} or {c}")))
     }

@@ -33,7 +33,7 @@ use tracing::warn;
 
 use super::object::{
     ALL_TO_CANARY, Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, affinity, cookie_regex,
-    owned_metadata, percentages, unsupported,
+    owned_metadata, percentages, pick_split, unsupported,
 };
 use super::{RouteContext, RouterError, Routes};
 use crate::crd::Provider;
@@ -386,11 +386,13 @@ fn is_affinity_rule(rule: &Value, primary: &str) -> bool {
     !matches.is_empty() && matches.iter().all(cookie) && !refs.iter().any(|b| names_one_of(b, &[primary]))
 }
 
-/// Reads the split from a list of rules: the first rule with a primary or canary backendRef
-/// holds it (weights default to 1, as in Gateway API); mirroring is a `RequestMirror` filter to
-/// the canary on that rule.
+/// Reads the split from a list of rules: of the rules with a primary or canary backendRef (not
+/// counting session-affinity rules), the first for A/B testing, else the last (see
+/// [`pick_split`]); weights default to 1, as in Gateway API; mirroring is a `RequestMirror`
+/// filter to the canary on that rule.
 pub fn read_rules(ctx: &RouteContext<'_>, rules: &Value, object: &str) -> Result<Routes, RouterError> {
     let (p, c) = backend_names(ctx);
+    let mut splits = Vec::new();
     for rule in rules.as_array().into_iter().flatten() {
         if is_affinity_rule(rule, &p) {
             continue;
@@ -409,10 +411,13 @@ pub fn read_rules(ctx: &RouteContext<'_>, rules: &Value, object: &str) -> Result
         let mirrored = rule["filters"].as_array().into_iter().flatten().any(|f| {
             f["type"] == "RequestMirror" && names_one_of(&f["requestMirror"]["backendRef"], &[c.as_str()])
         });
-        return percentages(wp.unwrap_or(0), wc.unwrap_or(0), mirrored)
-            .ok_or_else(|| invalid(object, "the primary and canary backendRefs both have weight 0"));
+        splits.push(
+            percentages(wp.unwrap_or(0), wc.unwrap_or(0), mirrored)
+                .ok_or_else(|| invalid(object, "the primary and canary backendRefs both have weight 0"))?,
+        );
     }
-    Err(RouterError::NotFound(format!("{object} rule routing to {p} or {c}")))
+    pick_split(ctx.spec, splits)
+        .ok_or_else(|| RouterError::NotFound(format!("{object} rule routing to {p} or {c}")))
 }
 
 /// Rules of an adopted HTTPRoute with Serin's backendRefs set to `routes`: in every rule that
@@ -604,6 +609,16 @@ mod tests {
             ])
         );
         assert_eq!(shape().read(&ctx, &body).expect("read"), routes);
+        // The spec drops `analysis.match` mid-run: the default rule's split is the one in force.
+        let plain = crate::router::testkit::spec(
+            "gatewayapi:v1",
+            json!({"gatewayRefs": [{"name": "public"}]}),
+            json!({}),
+        );
+        assert_eq!(
+            shape().read(&crate::router::testkit::ctx(&plain, &label), &body).expect("read"),
+            Routes::STABLE
+        );
     }
 
     #[test]

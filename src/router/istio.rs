@@ -33,7 +33,7 @@ use tracing::warn;
 
 use super::object::{
     ALL_TO_CANARY, Desired, ObjectRouter, RoutingKind, Shape, adopted_metadata, affinity, cookie_regex,
-    owned_metadata, percentages, unsupported,
+    owned_metadata, percentages, pick_split, unsupported,
 };
 use super::{RouteContext, RouterError, Routes};
 use crate::crd::Provider;
@@ -250,6 +250,7 @@ impl Shape for IstioShape {
         let svc = ctx.spec.service_name();
         let (p, c) = (format!("{svc}-primary"), format!("{svc}-canary"));
         let what = format!("VirtualService {}/{svc}", ctx.namespace);
+        let mut splits = Vec::new();
         for http in object["spec"]["http"].as_array().into_iter().flatten() {
             let dests = http["route"].as_array().map(Vec::as_slice).unwrap_or_default();
             let matches = http["match"].as_array().map(Vec::as_slice).unwrap_or_default();
@@ -272,9 +273,15 @@ impl Shape for IstioShape {
                 continue;
             }
             let mirrored = host_is(&http["mirror"]["host"], &c, ctx.namespace);
-            return percentages(wp.unwrap_or(0), wc.unwrap_or(0), mirrored).ok_or_else(|| {
-                RouterError::Invalid { object: what, reason: "both destinations have weight 0".into() }
-            });
+            splits.push(percentages(wp.unwrap_or(0), wc.unwrap_or(0), mirrored).ok_or_else(|| {
+                RouterError::Invalid {
+                    object: what.clone(),
+                    reason: "both destinations have weight 0".into(),
+                }
+            })?);
+        }
+        if let Some(split) = pick_split(ctx.spec, splits) {
+            return Ok(split);
         }
         Err(RouterError::NotFound(format!("{what} http route to {p} or {c}")))
     }

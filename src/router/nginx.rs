@@ -27,7 +27,7 @@ use tracing::debug;
 
 use super::gateway_api::exact_or_regex;
 use super::object::{
-    ALL_TO_CANARY, Objects, RoutingKind, contains, owned_metadata, unsupported, without_run_routing,
+    ALL_TO_CANARY, Objects, RoutingKind, contains, is_ab, owned_metadata, unsupported, without_run_routing,
 };
 use super::{RouteContext, RouterError, Routes, TrafficRouter};
 use crate::crd::Provider;
@@ -191,13 +191,15 @@ pub fn canary_ingress(ctx: &RouteContext<'_>, source: &Value, routes: Routes) ->
     Ok(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}))
 }
 
-/// The split a canary Ingress holds.
-pub fn read_canary_ingress(object: &Value) -> Result<Routes, RouterError> {
+/// The split a canary Ingress holds. With A/B testing (`ab`) header or cookie annotations mean
+/// every matching request goes to the canary; without, they are left from an earlier spec and
+/// only `canary-weight` counts.
+pub fn read_canary_ingress(object: &Value, ab: bool) -> Result<Routes, RouterError> {
     let a = &object["metadata"]["annotations"];
     if a[ann("canary")] != "true" {
         return Ok(Routes::STABLE);
     }
-    if a.get(ann("canary-by-header")).is_some() || a.get(ann("canary-by-cookie")).is_some() {
+    if ab && (a.get(ann("canary-by-header")).is_some() || a.get(ann("canary-by-cookie")).is_some()) {
         return Ok(ALL_TO_CANARY);
     }
     let weight = a[ann("canary-weight")].as_str().and_then(|w| w.trim().parse::<i32>().ok()).unwrap_or(0);
@@ -240,7 +242,7 @@ impl NginxRouter {
 impl TrafficRouter for NginxRouter {
     async fn reconcile(&self, ctx: &RouteContext<'_>) -> Result<(), RouterError> {
         let routes = match self.canary(ctx).await? {
-            Some(live) => read_canary_ingress(&live)?,
+            Some(live) => read_canary_ingress(&live, is_ab(ctx.spec))?,
             None => Routes::STABLE,
         };
         self.write(ctx, routes).await
@@ -276,7 +278,7 @@ impl TrafficRouter for NginxRouter {
             .canary(ctx)
             .await?
             .ok_or_else(|| RouterError::NotFound(format!("Ingress {}/{name}", ctx.namespace)))?;
-        read_canary_ingress(&live)
+        read_canary_ingress(&live, is_ab(ctx.spec))
     }
 
     async fn finalize(&self, ctx: &RouteContext<'_>) -> Result<(), RouterError> {
@@ -344,7 +346,7 @@ mod tests {
         for canary in WEIGHTS {
             let routes = Routes { primary: 100 - canary, canary, mirrored: false };
             let body = canary_ingress(&ctx, &source(), routes).expect("body");
-            assert_eq!(read_canary_ingress(&body).expect("read"), routes);
+            assert_eq!(read_canary_ingress(&body, is_ab(ctx.spec)).expect("read"), routes);
         }
     }
 
@@ -359,12 +361,13 @@ mod tests {
         assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-header"], "x-canary");
         assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-header-value"], "insider");
         assert_eq!(a["nginx.ingress.kubernetes.io/canary-weight"], "0");
-        assert_eq!(read_canary_ingress(&body).expect("read"), all);
+        assert_eq!(read_canary_ingress(&body, is_ab(ctx.spec)).expect("read"), all);
+        assert_eq!(read_canary_ingress(&body, false).expect("stale a/b annotations"), Routes::STABLE);
         let idle = canary_ingress(&ctx, &source(), Routes::STABLE).expect("body");
         assert!(
             idle["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/canary-by-header").is_none()
         );
-        assert_eq!(read_canary_ingress(&idle).expect("read"), Routes::STABLE);
+        assert_eq!(read_canary_ingress(&idle, true).expect("read"), Routes::STABLE);
         let err = canary_ingress(&ctx, &source(), Routes { primary: 50, canary: 50, mirrored: false });
         assert!(matches!(err, Err(RouterError::Unsupported { .. })));
 

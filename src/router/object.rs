@@ -187,6 +187,19 @@ pub fn cookie_regex(cookie: &str) -> String {
     format!(".*{}.*", regex::escape(cookie))
 }
 
+/// Whether the spec asks for A/B testing (`analysis.match`).
+pub fn is_ab(spec: &CanarySpec) -> bool {
+    spec.analysis.match_.as_ref().is_some_and(|m| !m.is_empty())
+}
+
+/// Of the splits read from each managed rule or route, in order, the one in force: the first
+/// (the A/B rule in front) for A/B testing, else the last (the default rule; A/B rules left from
+/// an earlier spec do not count, so a spec that drops `analysis.match` never keeps "all matching
+/// requests on the canary" as a split for everyone).
+pub fn pick_split(spec: &CanarySpec, mut splits: Vec<Routes>) -> Option<Routes> {
+    if is_ab(spec) { splits.drain(..).next() } else { splits.pop() }
+}
+
 /// Every request to the canary Service (`<svc>-canary` selects the target's own pods).
 pub const ALL_TO_CANARY: Routes = Routes { primary: 0, canary: 100, mirrored: false };
 

@@ -5,7 +5,8 @@
 //! - `parentRefs` from `service.gatewayRefs`, `hostnames` from `service.hosts`;
 //! - one rule with `service.match` (translated to HTTPRoute matches), `timeouts` (`request` from
 //!   `service.timeout`, `backendRequest` from `service.backendTimeout`), header modifier filters
-//!   from `service.headers`, `RequestMirror` filters from `service.mirror`, and the weighted
+//!   from `service.headers`, a `URLRewrite` filter from `service.rewrite`, `RequestMirror`
+//!   filters from `service.mirror`, and the weighted
 //!   backendRefs on `service.port`;
 //! - for A/B testing (`analysis.match`) a rule in front matching those requests (combined with
 //!   `service.match`) carries the split, and the default rule stays on the primary;
@@ -205,7 +206,8 @@ fn header_modifier(op: &HeaderOperation) -> Value {
     out
 }
 
-/// Filters every generated rule carries: header modifiers and the user's mirrors.
+/// Filters every generated rule carries: header modifiers, the URL rewrite (`service.rewrite`;
+/// `uri` replaces the matched prefix unless `type: ReplaceFullPath`) and the user's mirrors.
 fn common_filters(ctx: &RouteContext<'_>) -> Result<Vec<Value>, RouterError> {
     let mut filters = Vec::new();
     if let Some(headers) = &ctx.spec.service.headers {
@@ -218,6 +220,19 @@ fn common_filters(ctx: &RouteContext<'_>) -> Result<Vec<Value>, RouterError> {
             filters
                 .push(json!({"type": "ResponseHeaderModifier", "responseHeaderModifier": header_modifier(response)}));
         }
+    }
+    if let Some(rewrite) = &ctx.spec.service.rewrite {
+        let mut url = json!({});
+        if let Some(host) = &rewrite.authority {
+            url["hostname"] = json!(host);
+        }
+        if let Some(uri) = &rewrite.uri {
+            url["path"] = match rewrite.type_.as_deref() {
+                Some("ReplaceFullPath") => json!({"type": "ReplaceFullPath", "replaceFullPath": uri}),
+                _ => json!({"type": "ReplacePrefixMatch", "replacePrefixMatch": uri}),
+            };
+        }
+        filters.push(json!({"type": "URLRewrite", "urlRewrite": url}));
     }
     for mirror in ctx.spec.service.mirror.iter().flatten() {
         let mirror = serde_json::to_value(mirror).map_err(|e| invalid("service.mirror", &e.to_string()))?;
@@ -626,6 +641,7 @@ mod tests {
         let service = json!({
             "gatewayRefs": [{"name": "public"}],
             "headers": {"request": {"set": {"x-env": "prod"}, "remove": ["x-debug"]}},
+            "rewrite": {"uri": "/v2", "authority": "backend.internal"},
         });
         let analysis = json!({"mirror": true, "mirrorWeight": 20, "stepWeight": null, "maxWeight": null, "iterations": 5});
         let spec = spec("gatewayapi:v1", service, analysis);
@@ -638,6 +654,8 @@ mod tests {
             json!([
                 {"type": "RequestHeaderModifier", "requestHeaderModifier":
                     {"set": [{"name": "x-env", "value": "prod"}], "remove": ["x-debug"]}},
+                {"type": "URLRewrite", "urlRewrite": {"hostname": "backend.internal",
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}},
                 {"type": "RequestMirror", "requestMirror":
                     {"backendRef": {"name": "podinfo-canary", "port": 9898}, "percent": 20}},
             ])

@@ -523,3 +523,44 @@ async fn every_router_carries_a_release_driven_by_the_engine() {
         }
     }
 }
+
+#[tokio::test]
+async fn without_a_uid_serin_still_knows_its_own_objects() {
+    let (_server, client) = start().await;
+    crd(&client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1"]).await;
+    let spec = spec("gatewayapi:v1", json!({"gatewayRefs": [{"name": "gw"}]}), json!({"mirror": true}));
+    let label = label();
+    let ctx = RouteContext { uid: None, ..ctx(&spec, &label) };
+    let router = for_provider(Provider::GatewayApiV1, client.clone()).expect("router");
+    router.reconcile(&ctx).await.expect("created");
+    let mirrored = Routes { mirrored: true, ..Routes::STABLE };
+    router.set_routes(&ctx, mirrored).await.expect("mirroring on Serin's own route");
+    assert_eq!(router.get_routes(&ctx).await.expect("routes"), mirrored);
+    let live =
+        get(&api(&client, "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"), "podinfo").await;
+    assert!(live["metadata"].get("ownerReferences").is_none(), "{live}");
+    assert_eq!(live["metadata"]["annotations"]["serin.dev/created-for"], "podinfo");
+}
+
+#[tokio::test]
+async fn a_user_owned_traffic_split_is_taken_over_and_restored() {
+    let (_server, client) = start().await;
+    crd(&client, "split.smi-spec.io", "TrafficSplit", "trafficsplits", &["v1alpha2"]).await;
+    let splits = api(&client, "split.smi-spec.io", "v1alpha2", "TrafficSplit", "trafficsplits");
+    let user_spec = json!({"service": "podinfo", "backends": [{"service": "podinfo-v1", "weight": 100}]});
+    let user = json!({"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+        "metadata": {"name": "podinfo", "namespace": NS}, "spec": user_spec});
+    splits.patch("podinfo", &PatchParams::apply("user"), &Patch::Apply(&user)).await.expect("user applies");
+    let spec = spec("smi:v1alpha2", json!({}), json!({}));
+    let label = label();
+    let ctx = ctx(&spec, &label);
+    let router = for_provider(Provider::SmiV1Alpha2, client.clone()).expect("router");
+    router.reconcile(&ctx).await.expect("taken over");
+    router.set_routes(&ctx, split(90, 10)).await.expect("set");
+    router.set_routes(&ctx, split(80, 20)).await.expect("set again");
+    let live = get(&splits, "podinfo").await;
+    assert!(live["metadata"].get("ownerReferences").is_none(), "not owned: {live}");
+    assert_eq!(router.get_routes(&ctx).await.expect("routes"), split(80, 20));
+    router.finalize(&ctx).await.expect("restored");
+    assert_eq!(get(&splits, "podinfo").await["spec"], user_spec);
+}

@@ -25,6 +25,9 @@ use crate::crd::{API_VERSION, CanarySpec, Provider};
 pub const FLUX_RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
 /// Stops Helm drift detection from reverting the weights Serin sets.
 pub const HELM_DRIFT_ANNOTATION: &str = "helm.toolkit.fluxcd.io/driftDetection";
+/// On objects Serin created: the name of the Canary they route for (recognised even when no
+/// owner reference could be set).
+pub const CREATED_FOR_ANNOTATION: &str = "serin.dev/created-for";
 /// The `spec` (JSON) of an adopted object as it was before Serin first changed it.
 pub const ORIGINAL_SPEC_ANNOTATION: &str = "serin.dev/original-spec";
 
@@ -91,6 +94,7 @@ pub fn owned_metadata(ctx: &RouteContext<'_>, name: &str) -> Value {
     }
     annotations.insert(FLUX_RECONCILE_ANNOTATION.into(), json!("disabled"));
     annotations.insert(HELM_DRIFT_ANNOTATION.into(), json!("disabled"));
+    annotations.insert(CREATED_FOR_ANNOTATION.into(), json!(ctx.name));
     let mut meta = json!({"name": name, "namespace": ctx.namespace, "annotations": annotations});
     if !labels.is_empty() {
         meta["labels"] = Value::Object(labels);
@@ -118,15 +122,17 @@ pub fn adopted_metadata(ctx: &RouteContext<'_>, name: &str) -> Value {
     })
 }
 
-/// Whether `object` was created by Serin for this Canary (it has the Canary as owner).
+/// Whether `object` was created by Serin for this Canary (it has the Canary as owner, or Serin's
+/// created-for annotation naming it).
 pub fn is_owned_by_canary(ctx: &RouteContext<'_>, object: &Value) -> bool {
-    object["metadata"]["ownerReferences"].as_array().is_some_and(|refs| {
-        refs.iter().any(|r| {
-            r["kind"] == "Canary"
-                && r["name"] == ctx.name
-                && r["apiVersion"].as_str().is_some_and(|v| v.starts_with("serin.dev/"))
+    object["metadata"]["annotations"][CREATED_FOR_ANNOTATION] == ctx.name
+        || object["metadata"]["ownerReferences"].as_array().is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r["kind"] == "Canary"
+                    && r["name"] == ctx.name
+                    && r["apiVersion"].as_str().is_some_and(|v| v.starts_with("serin.dev/"))
+            })
         })
-    })
 }
 
 /// Turns two raw weights into a percentage split; `None` when both are zero or negative.
@@ -338,6 +344,9 @@ impl<S: Shape> ObjectRouter<S> {
                     // would delete the user's object.
                     if let Some(meta) = main.body["metadata"].as_object_mut() {
                         meta.remove("ownerReferences");
+                    }
+                    if let Some(annotations) = main.body["metadata"]["annotations"].as_object_mut() {
+                        annotations.remove(CREATED_FOR_ANNOTATION);
                     }
                 }
                 for desired in built {

@@ -64,6 +64,7 @@ pub fn owned_meta(name: &str) -> Value {
         "annotations": {
             "kustomize.toolkit.fluxcd.io/reconcile": "disabled",
             "helm.toolkit.fluxcd.io/driftDetection": "disabled",
+            "serin.dev/created-for": "podinfo",
         },
         "ownerReferences": [{"apiVersion": "serin.dev/v1alpha1", "kind": "Canary", "name": "podinfo",
             "uid": "uid-1", "controller": true, "blockOwnerDeletion": true}],

@@ -1,4 +1,6 @@
-//! The `linkerd` router: Linkerd ≥ 2.12 splits traffic with a Gateway API HTTPRoute `<svc>`
+//! The `linkerd` router: Linkerd splits traffic with a Gateway API HTTPRoute `<svc>`
+//! (`gateway.networking.k8s.io/v1`, which Linkerd reads since 2.14; the `policy.linkerd.io`
+//! HTTPRoute that 2.12 and 2.13 need is not written)
 //! attached to the apex Service (`parentRefs: [{group: core, kind: Service, name: <svc>}]`),
 //! with weighted backendRefs to `<svc>-primary` and `<svc>-canary`. The object is the one the
 //! Gateway API router writes (see [`super::gateway_api`]) minus `hostnames`; A/B matches,

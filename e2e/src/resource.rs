@@ -96,6 +96,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
             true,
         ),
         builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
+        builtin("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], true),
         builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], false),
         builtin(
             "apiextensions.k8s.io",

@@ -84,6 +84,8 @@ impl Apply<'_> {
         RouteContext {
             namespace: self.namespace(),
             name: self.canary.metadata.name.as_deref().unwrap_or_default(),
+            uid: self.canary.metadata.uid.as_deref(),
+            affinity_cookie: self.canary.status.as_ref().and_then(|s| s.session_affinity_cookie.as_deref()),
             spec: &self.canary.spec,
             selector: &self.snapshot.selector,
         }

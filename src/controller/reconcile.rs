@@ -102,7 +102,14 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
         match ctx.stores.deployment(namespace, &canary.spec.target_ref.name).as_deref().map(selector_label) {
             Some(Ok(selector)) => {
                 let name = canary.metadata.name.as_deref().unwrap_or_default();
-                let route_ctx = RouteContext { namespace, name, spec: &canary.spec, selector: &selector };
+                let route_ctx = RouteContext {
+                    namespace,
+                    name,
+                    uid: canary.metadata.uid.as_deref(),
+                    spec: &canary.spec,
+                    selector: &selector,
+                    affinity_cookie: current.session_affinity_cookie.as_deref(),
+                };
                 router.get_routes(&route_ctx).await
             }
             // `snapshot` reports the missing target or selector itself.

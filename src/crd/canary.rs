@@ -239,6 +239,20 @@ impl Provider {
         )
     }
 
+    /// Whether the router can send the requests matching `analysis.match` to the canary (A/B
+    /// testing); SMI TrafficSplits and TraefikServices have no request matching.
+    pub fn supports_ab_testing(self) -> bool {
+        matches!(
+            self,
+            Provider::Istio
+                | Provider::Linkerd
+                | Provider::GatewayApiV1
+                | Provider::GatewayApiV1Beta1
+                | Provider::Nginx
+                | Provider::Contour
+        )
+    }
+
     /// Whether the router can pin sessions to the canary with a cookie.
     pub fn supports_session_affinity(self) -> bool {
         matches!(self, Provider::Istio | Provider::GatewayApiV1 | Provider::GatewayApiV1Beta1)

@@ -250,6 +250,15 @@ fn validate_provider_fit(p: &mut Problems, spec: &CanarySpec, provider: Provider
             "provider kubernetes cannot split traffic: use blue/green (analysis.iterations without match)",
         );
     }
+    if strategy == Strategy::ABTesting && provider != Provider::Kubernetes && !provider.supports_ab_testing()
+    {
+        p.push(
+            "spec.analysis.match",
+            format!(
+                "provider {provider} cannot match requests (A/B testing needs istio, linkerd, gatewayapi, nginx or contour)"
+            ),
+        );
+    }
     if analysis.mirror == Some(true) {
         if !provider.supports_mirroring() {
             p.push(
@@ -670,6 +679,35 @@ mod tests {
                 "spec.analysis.stepWeight: provider kubernetes cannot split traffic: use blue/green (analysis.iterations without match)",
             ]
         );
+    }
+
+    #[test]
+    fn ab_testing_needs_a_router_that_matches_requests() {
+        let ab = |provider: &str| {
+            let spec = canary_spec(|s| {
+                s["analysis"]["stepWeight"] = Value::Null;
+                s["analysis"]["maxWeight"] = Value::Null;
+                s["analysis"]["iterations"] = json!(5);
+                s["analysis"]["match"] = json!([{"headers": {"x-canary": {"exact": "1"}}}]);
+            });
+            let mut spec = spec;
+            spec.provider = serde_json::from_value(json!(provider)).expect("provider");
+            spec.ingress_ref = serde_json::from_value(
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "podinfo"}),
+            )
+            .expect("ref");
+            lines(validate_canary(&spec, None))
+        };
+        for ok in ["istio", "linkerd", "gatewayapi:v1", "nginx", "contour"] {
+            assert_eq!(ab(ok), Vec::<String>::new(), "{ok}");
+        }
+        assert_eq!(
+            ab("traefik"),
+            vec![
+                "spec.analysis.match: provider traefik cannot match requests (A/B testing needs istio, linkerd, gatewayapi, nginx or contour)"
+            ]
+        );
+        assert_eq!(ab("smi:v1alpha3").len(), 1);
     }
 
     #[test]

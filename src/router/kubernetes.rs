@@ -174,7 +174,14 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
+        let ctx = RouteContext {
+            namespace: "test",
+            name: "podinfo",
+            uid: None,
+            spec: &spec,
+            affinity_cookie: None,
+            selector: &label,
+        };
         let server = tokio::spawn(async move {
             let sent = respond(
                 &mut handle,
@@ -199,7 +206,14 @@ mod tests {
         let (router, _handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
+        let ctx = RouteContext {
+            namespace: "test",
+            name: "podinfo",
+            uid: None,
+            spec: &spec,
+            affinity_cookie: None,
+            selector: &label,
+        };
         for routes in
             [Routes { primary: 90, canary: 10, mirrored: false }, Routes { mirrored: true, ..Routes::STABLE }]
         {
@@ -220,7 +234,14 @@ mod tests {
             let (router, mut handle) = mock_router();
             let spec = spec();
             let label = label();
-            let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
+            let ctx = RouteContext {
+                namespace: "test",
+                name: "podinfo",
+                uid: None,
+                spec: &spec,
+                affinity_cookie: None,
+                selector: &label,
+            };
             let reply = service_with_selector(selector.clone());
             let server = tokio::spawn(async move {
                 respond(&mut handle, Method::GET, "/api/v1/namespaces/test/services/podinfo", 200, reply)
@@ -241,7 +262,14 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
+        let ctx = RouteContext {
+            namespace: "test",
+            name: "podinfo",
+            uid: None,
+            spec: &spec,
+            affinity_cookie: None,
+            selector: &label,
+        };
         let server = tokio::spawn(async move {
             respond(
                 &mut handle,
@@ -287,7 +315,14 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext { namespace: "test", name: "podinfo", spec: &spec, selector: &label };
+        let ctx = RouteContext {
+            namespace: "test",
+            name: "podinfo",
+            uid: None,
+            spec: &spec,
+            affinity_cookie: None,
+            selector: &label,
+        };
         let server = tokio::spawn(async move {
             let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403});
             respond(&mut handle, Method::PATCH, APPLY, 403, status).await;

@@ -1,7 +1,17 @@
 //! Traffic routers: how a canary's traffic split reaches the data plane. One trait, one file per
 //! implementation, chosen by the typed `spec.provider`.
 
+pub mod contour;
+pub mod gateway_api;
+pub mod istio;
 pub mod kubernetes;
+pub mod linkerd;
+pub mod nginx;
+pub mod object;
+pub mod smi;
+#[cfg(test)]
+mod testkit;
+pub mod traefik;
 
 use std::sync::Arc;
 
@@ -24,8 +34,14 @@ pub struct RouteContext<'a> {
     pub namespace: &'a str,
     /// The Canary's name.
     pub name: &'a str,
+    /// The Canary's UID, when known: objects Serin creates get an owner reference to the Canary.
+    pub uid: Option<&'a str>,
     /// The Canary's spec.
     pub spec: &'a CanarySpec,
+    /// The session-affinity cookie of the current run (`status.sessionAffinityCookie`, as
+    /// `<name>=<value>` or a bare value for `analysis.sessionAffinity.cookieName`); routers that
+    /// pin sessions (Istio, Gateway API) use it while the canary takes weight.
+    pub affinity_cookie: Option<&'a str>,
     /// The label that tells primary pods (`<value>-primary`) from canary pods (`<value>`).
     pub selector: &'a SelectorLabel,
 }
@@ -55,6 +71,20 @@ pub enum RouterError {
         /// Why not.
         reason: &'static str,
     },
+    /// The routing kind is not served by the cluster (e.g. `provider: istio` without Istio).
+    #[error("{kind} is not served by the cluster: is its CRD installed?")]
+    MissingKind {
+        /// The kind and API version.
+        kind: String,
+    },
+    /// A live object or a spec field cannot be read or translated.
+    #[error("{object}: {reason}")]
+    Invalid {
+        /// The object or field.
+        object: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// No router exists for this provider.
     #[error("provider {0} has no router in Serin")]
     NoRouter(Provider),
@@ -77,6 +107,18 @@ pub trait TrafficRouter: Send + Sync {
 pub fn for_provider(provider: Provider, client: Client) -> Result<Arc<dyn TrafficRouter>, RouterError> {
     match provider {
         Provider::Kubernetes => Ok(Arc::new(kubernetes::KubernetesRouter::new(client))),
+        Provider::GatewayApiV1 => Ok(Arc::new(gateway_api::router(client, gateway_api::Version::V1))),
+        Provider::GatewayApiV1Beta1 => {
+            Ok(Arc::new(gateway_api::router(client, gateway_api::Version::V1Beta1)))
+        }
+        Provider::Istio => Ok(Arc::new(istio::router(client))),
+        Provider::Linkerd => Ok(Arc::new(linkerd::router(client))),
+        Provider::SmiV1Alpha1 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha1))),
+        Provider::SmiV1Alpha2 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha2))),
+        Provider::SmiV1Alpha3 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha3))),
+        Provider::Nginx => Ok(Arc::new(nginx::NginxRouter::new(client))),
+        Provider::Traefik => Ok(Arc::new(traefik::router(client))),
+        Provider::Contour => Ok(Arc::new(contour::router(client))),
         other => Err(RouterError::NoRouter(other)),
     }
 }

@@ -74,6 +74,47 @@ async fn hook_server(code: Arc<AtomicU16>) -> String {
     format!("http://{addr}/")
 }
 
+/// A running test bed: the API stand-in with Serin's CRDs, the Deployment-status loop, a
+/// `podinfo` Deployment (`demo:1.0.0`) and a Canary with `spec`.
+struct Bed {
+    server: ApiServer,
+    client: Client,
+    deployments: Api<Deployment>,
+    canaries: Api<Canary>,
+}
+
+async fn bed(replicas: i32, canary_spec: serde_json::Value) -> Bed {
+    let server = ApiServer::start(ServerConfig {
+        bookmark_interval: Duration::from_millis(500),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("API stand-in starts");
+    let client = server.client().expect("client");
+    install_crds(&client).await;
+    tokio::spawn(deployment_status_loop(client.clone()));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let target = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "podinfo"}},
+            "template": {"metadata": {"labels": {"app": "podinfo"}},
+                "spec": {"containers": [{"name": "app", "image": "demo:1.0.0"}]}}}
+    });
+    deployments
+        .create(&PostParams::default(), &serde_json::from_value(target).expect("deployment"))
+        .await
+        .expect("target created");
+    let canaries: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let canary = json!({"apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": NS}, "spec": canary_spec});
+    canaries
+        .create(&PostParams::default(), &serde_json::from_value(canary).expect("canary"))
+        .await
+        .expect("canary created");
+    Bed { server, client, deployments, canaries }
+}
+
 async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..600 {
         if let Some(value) = probe().await {
@@ -111,65 +152,19 @@ async fn phase(canaries: &Api<Canary>) -> Option<CanaryPhase> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_release_is_promoted_then_a_failing_one_is_rolled_back() {
-    let server = ApiServer::start(ServerConfig {
-        bookmark_interval: Duration::from_millis(500),
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("API stand-in starts");
-    let client = server.client().expect("client");
-    install_crds(&client).await;
-    tokio::spawn(deployment_status_loop(client.clone()));
     let hook_code = Arc::new(AtomicU16::new(200));
     let hook_url = hook_server(hook_code.clone()).await;
-
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "podinfo", "namespace": NS},
-                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "podinfo"}},
-                    "template": {"metadata": {"labels": {"app": "podinfo"}},
-                        "spec": {"containers": [{"name": "app", "image": "demo:1.0.0"}]}}}
-            }))
-            .expect("deployment"),
-        )
-        .await
-        .expect("target created");
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), NS);
-    canaries
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
-                "metadata": {"name": "podinfo", "namespace": NS},
-                "spec": {"provider": "kubernetes",
-                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                    "progressDeadlineSeconds": 60,
-                    "service": {"port": 80, "targetPort": 9898},
-                    "analysis": {"interval": "1s", "threshold": 2, "iterations": 2,
-                        "webhooks": [{"name": "smoke", "type": "rollout", "url": hook_url, "timeout": "2s"}]}}
-            }))
-            .expect("canary"),
-        )
-        .await
-        .expect("canary created");
-
-    let config = RunConfig {
-        namespace: Some(NS.into()),
-        settings: Settings {
-            default_provider: Provider::Kubernetes,
-            metrics_server: None,
-            gateway_metrics: GatewayMetrics::Envoy,
-            cluster_name: None,
-        },
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        leader_election: None,
-        git_cache_dir: None,
-    };
-    let controller = tokio::spawn(run(client.clone(), config));
+    let Bed { server, client, deployments, canaries } = bed(
+        2,
+        json!({"provider": "kubernetes",
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "progressDeadlineSeconds": 60,
+        "service": {"port": 80, "targetPort": 9898},
+        "analysis": {"interval": "1s", "threshold": 2, "iterations": 2,
+            "webhooks": [{"name": "smoke", "type": "rollout", "url": hook_url, "timeout": "2s"}]}}),
+    )
+    .await;
+    let controller = tokio::spawn(run(client.clone(), run_config()));
 
     // Initialisation: primary, Services, apex on the primary, target scaled to zero.
     wait_for("Initialized", async || {
@@ -262,46 +257,14 @@ fn run_config() -> RunConfig {
 /// continues from the stored status and the release is promoted exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_controller_continues_the_run_and_promotes_once() {
-    let server = ApiServer::start(ServerConfig {
-        bookmark_interval: Duration::from_millis(500),
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("API stand-in starts");
-    let client = server.client().expect("client");
-    install_crds(&client).await;
-    tokio::spawn(deployment_status_loop(client.clone()));
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "podinfo", "namespace": NS},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "podinfo"}},
-                    "template": {"metadata": {"labels": {"app": "podinfo"}},
-                        "spec": {"containers": [{"name": "app", "image": "demo:1.0.0"}]}}}
-            }))
-            .expect("deployment"),
-        )
-        .await
-        .expect("target created");
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), NS);
-    canaries
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
-                "metadata": {"name": "podinfo", "namespace": NS},
-                "spec": {"provider": "kubernetes",
-                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                    "service": {"port": 80},
-                    "analysis": {"interval": "1s", "threshold": 1, "iterations": 6}}
-            }))
-            .expect("canary"),
-        )
-        .await
-        .expect("canary created");
+    let Bed { server, client, deployments, canaries } = bed(
+        1,
+        json!({"provider": "kubernetes",
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "service": {"port": 80},
+        "analysis": {"interval": "1s", "threshold": 1, "iterations": 6}}),
+    )
+    .await;
 
     let first = tokio::spawn(run(client.clone(), run_config()));
     wait_for("Initialized", async || {

@@ -75,7 +75,11 @@ impl AlertReceiver {
     }
 
     /// Waits (polling every 50 ms) for an alert that `pred` accepts and returns it.
-    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&Alert) -> bool) -> Result<Alert, BedError> {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Alert) -> bool,
+    ) -> Result<Alert, BedError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(alert) = self.received().into_iter().find(|a| pred(a)) {
@@ -106,7 +110,8 @@ async fn handle(State(store): State<Store>, req: Request) -> Response {
             .iter()
             .map(|a| json!({"path": a.path, "body": a.body}))
             .collect();
-        return ([(header::CONTENT_TYPE, "application/json")], Value::Array(alerts).to_string()).into_response();
+        return ([(header::CONTENT_TYPE, "application/json")], Value::Array(alerts).to_string())
+            .into_response();
     }
     let bytes = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,

@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::{api::apps::v1::Deployment, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition};
+use k8s_openapi::{
+    api::apps::v1::Deployment,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
@@ -70,7 +73,8 @@ impl BedConfig {
     pub fn from_env() -> Result<Self, BedError> {
         let demo_app = util::find_demo_app().ok_or_else(|| BedError::Missing {
             program: "serin-demo-app".into(),
-            hint: "set SERIN_DEMO_APP or build it with `cargo build -p serin-e2e --bin serin-demo-app`".into(),
+            hint: "set SERIN_DEMO_APP or build it with `cargo build -p serin-e2e --bin serin-demo-app`"
+                .into(),
         })?;
         Ok(Self::new(demo_app))
     }
@@ -109,9 +113,13 @@ impl TestBed {
     /// Starts everything; takes well under a second plus CRD registration.
     pub async fn start(config: BedConfig) -> Result<Self, BedError> {
         let started = Instant::now();
-        let dir = tempfile::Builder::new().prefix("serin-testbed-").tempdir().map_err(BedError::io("temp dir"))?;
-        let api = ApiServer::start(ServerConfig { bookmark_interval: config.bookmark_interval, ..ServerConfig::default() })
-            .await?;
+        let dir =
+            tempfile::Builder::new().prefix("serin-testbed-").tempdir().map_err(BedError::io("temp dir"))?;
+        let api = ApiServer::start(ServerConfig {
+            bookmark_interval: config.bookmark_interval,
+            ..ServerConfig::default()
+        })
+        .await?;
         let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig)?;
         let client = api.client()?;
@@ -122,7 +130,10 @@ impl TestBed {
         util::write_atomically(&file_sd, b"[]")?;
         let simulator = Simulator::start(
             client.clone(),
-            SimulatorConfig { file_sd: Some(file_sd.clone()), ..SimulatorConfig::new(config.demo_app.clone()) },
+            SimulatorConfig {
+                file_sd: Some(file_sd.clone()),
+                ..SimulatorConfig::new(config.demo_app.clone())
+            },
         )?;
         let proxy = Proxy::start(client.clone(), simulator.endpoints(), 0).await?;
         let prometheus = Prometheus::start(PrometheusConfig {
@@ -144,7 +155,15 @@ impl TestBed {
                 checkout: dir.path().join("sync-checkout"),
             },
         );
-        info!(elapsed = ?started.elapsed(), api = %api.url(), proxy = %proxy.url(), prometheus = %prometheus.url(), git = %git.url(), alerts = %alerts.url(), "test bed up");
+        info!(
+            elapsed = ?started.elapsed(),
+            api = %api.url(),
+            proxy = %proxy.url(),
+            prometheus = %prometheus.url(),
+            git = %git.url(),
+            alerts = %alerts.url(),
+            "test bed up"
+        );
         Ok(TestBed {
             sync,
             proxy,
@@ -279,7 +298,19 @@ impl TestBed {
 
     /// Stops everything in order, waiting for the simulator's pods to exit.
     pub async fn shutdown(self) {
-        let TestBed { sync, proxy, simulator, prometheus, git, alerts, client, http, api, kubeconfig: _, dir } = self;
+        let TestBed {
+            sync,
+            proxy,
+            simulator,
+            prometheus,
+            git,
+            alerts,
+            client,
+            http,
+            api,
+            kubeconfig: _,
+            dir,
+        } = self;
         drop(sync);
         drop(proxy);
         simulator.shutdown().await;
@@ -321,8 +352,8 @@ pub async fn apply_crds(client: &Client, dir: &Path) -> Result<(), BedError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let objects = crate::sync::read_manifests(dir)?;
     for obj in objects {
-        let crd: CustomResourceDefinition =
-            serde_json::from_value(obj).map_err(|e| BedError::Parse(format!("crd in {}: {e}", dir.display())))?;
+        let crd: CustomResourceDefinition = serde_json::from_value(obj)
+            .map_err(|e| BedError::Parse(format!("crd in {}: {e}", dir.display())))?;
         crds.patch(&crd.name_any(), &PatchParams::apply("testbed").force(), &Patch::Apply(&crd)).await?;
     }
     Ok(())
@@ -342,5 +373,8 @@ pub fn metric_template_query(path: &Path) -> Result<String, BedError> {
 /// Renders a builtin query the simple way: replaces `{{ namespace }}`, `{{ target }}` and
 /// `{{ interval }}` (Serin's real renderer also knows `{{ variables.* }}` and more).
 pub fn render_query(query: &str, namespace: &str, target: &str, interval: &str) -> String {
-    query.replace("{{ namespace }}", namespace).replace("{{ target }}", target).replace("{{ interval }}", interval)
+    query
+        .replace("{{ namespace }}", namespace)
+        .replace("{{ target }}", target)
+        .replace("{{ interval }}", interval)
 }

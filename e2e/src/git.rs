@@ -83,7 +83,10 @@ impl GitServer {
         let exec_path = git(None, &["--exec-path"]).await?;
         let daemon = Path::new(&exec_path).join("git-daemon");
         if !daemon.is_file() {
-            return Err(BedError::Missing { program: daemon.display().to_string(), hint: "install git".into() });
+            return Err(BedError::Missing {
+                program: daemon.display().to_string(),
+                hint: "install git".into(),
+            });
         }
         let mut last_err = None;
         for _ in 0..3 {

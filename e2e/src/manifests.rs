@@ -44,11 +44,7 @@ pub fn namespace(name: &str) -> Value {
 
 /// Renders objects as one multi-document YAML file.
 pub fn to_yaml(objects: &[Value]) -> String {
-    objects
-        .iter()
-        .map(|o| serde_norway::to_string(o).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("---\n")
+    objects.iter().map(|o| serde_norway::to_string(o).unwrap_or_default()).collect::<Vec<_>>().join("---\n")
 }
 
 #[cfg(test)]

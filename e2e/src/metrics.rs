@@ -50,10 +50,9 @@ impl HistogramVec {
     /// Records one observation.
     pub fn observe(&self, labels: Labels, value: f64) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let hist = series.entry(labels).or_insert_with(|| Hist {
-            counts: vec![0; self.bounds.len()],
-            ..Hist::default()
-        });
+        let hist = series
+            .entry(labels)
+            .or_insert_with(|| Hist { counts: vec![0; self.bounds.len()], ..Hist::default() });
         for (i, bound) in self.bounds.iter().enumerate() {
             if value <= *bound {
                 hist.counts[i] += 1;
@@ -73,7 +72,8 @@ impl HistogramVec {
                 let le = format!("{bound}");
                 let _ = writeln!(out, "{}_bucket{} {count}", self.name, render_labels(labels, Some(&le)));
             }
-            let _ = writeln!(out, "{}_bucket{} {}", self.name, render_labels(labels, Some("+Inf")), hist.count);
+            let _ =
+                writeln!(out, "{}_bucket{} {}", self.name, render_labels(labels, Some("+Inf")), hist.count);
             let _ = writeln!(out, "{}_sum{} {}", self.name, render_labels(labels, None), hist.sum);
             let _ = writeln!(out, "{}_count{} {}", self.name, render_labels(labels, None), hist.count);
         }

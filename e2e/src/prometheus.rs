@@ -61,15 +61,24 @@ impl Prometheus {
         let binary = match &config.binary {
             Some(b) => b.clone(),
             None if Path::new("/usr/bin/prometheus").is_file() => PathBuf::from("/usr/bin/prometheus"),
-            None => util::find_program("prometheus", "apt-get install -y --no-install-recommends prometheus")?,
+            None => {
+                util::find_program("prometheus", "apt-get install -y --no-install-recommends prometheus")?
+            }
         };
         std::fs::create_dir_all(config.dir.join("data")).map_err(BedError::io("create prometheus dir"))?;
         let yml = render_config(&config);
-        std::fs::write(config.dir.join("prometheus.yml"), yml).map_err(BedError::io("write prometheus.yml"))?;
+        std::fs::write(config.dir.join("prometheus.yml"), yml)
+            .map_err(BedError::io("write prometheus.yml"))?;
         let mut last_err = None;
         for _ in 0..3 {
             let port = util::free_port()?;
-            let mut prom = Prometheus { config: config.clone(), binary: binary.clone(), port, child: None, http: util::http_client()? };
+            let mut prom = Prometheus {
+                config: config.clone(),
+                binary: binary.clone(),
+                port,
+                child: None,
+                http: util::http_client()?,
+            };
             match prom.spawn().await {
                 Ok(()) => return Ok(prom),
                 Err(err) => {
@@ -155,15 +164,10 @@ impl Prometheus {
 
     /// Runs an instant query and returns its samples (an empty vector for no data).
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>, BedError> {
-        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", self.url()), &[("query", promql)])
-            .map_err(|e| BedError::Parse(format!("query url: {e}")))?;
-        let body: Value = self
-            .http
-            .get(url)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let url =
+            reqwest::Url::parse_with_params(&format!("{}/api/v1/query", self.url()), &[("query", promql)])
+                .map_err(|e| BedError::Parse(format!("query url: {e}")))?;
+        let body: Value = self.http.get(url).send().await?.json().await?;
         if body["status"] != "success" {
             return Err(BedError::Parse(format!("prometheus answered {body}")));
         }
@@ -187,8 +191,7 @@ impl Prometheus {
     ) -> Result<f64, BedError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let last;
-            match self.query(promql).await {
+            let last = match self.query(promql).await {
                 Ok(samples) => {
                     if let [one] = samples.as_slice()
                         && !one.value.is_nan()
@@ -196,10 +199,10 @@ impl Prometheus {
                     {
                         return Ok(one.value);
                     }
-                    last = format!("{samples:?}");
+                    format!("{samples:?}")
                 }
-                Err(err) => last = err.to_string(),
-            }
+                Err(err) => err.to_string(),
+            };
             if Instant::now() >= deadline {
                 return Err(BedError::Timeout(timeout, format!("query {promql}: last answer {last}")));
             }
@@ -216,9 +219,8 @@ impl Drop for Prometheus {
 
 fn render_config(config: &PrometheusConfig) -> String {
     let interval = config.scrape_interval_secs.max(1);
-    let mut yml = format!(
-        "global:\n  scrape_interval: {interval}s\n  evaluation_interval: {interval}s\n  scrape_timeout: {interval}s\nscrape_configs:\n"
-    );
+    let mut yml = format!("global:\n  scrape_interval: {interval}s\n  evaluation_interval: {interval}s\n");
+    yml.push_str(&format!("  scrape_timeout: {interval}s\nscrape_configs:\n"));
     for (job, addr) in &config.static_targets {
         yml.push_str(&format!("  - job_name: {job:?}\n    static_configs:\n      - targets: [\"{addr}\"]\n"));
     }

@@ -346,12 +346,8 @@ impl State {
             remaining_old = old;
         }
         let ready = updated.len() + remaining_old.len();
-        let status = deployment_status(
-            deployment.metadata.generation.unwrap_or(0),
-            desired,
-            updated.len(),
-            ready,
-        );
+        let status =
+            deployment_status(deployment.metadata.generation.unwrap_or(0), desired, updated.len(), ready);
         updated.extend(remaining_old);
         self.pods.insert(key.clone(), updated);
         if self.written.get(key) != Some(&status) {
@@ -432,6 +428,16 @@ fn pod_suffix() -> String {
 fn deployment_status(generation: i64, desired: usize, updated: usize, ready: usize) -> Value {
     let complete = updated >= desired && ready == updated;
     let available = updated.min(ready) >= desired;
+    let (available_reason, available_message) = if available {
+        ("MinimumReplicasAvailable", "Deployment has minimum availability.")
+    } else {
+        ("MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+    };
+    let (progress_reason, progress_message) = if complete {
+        ("NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")
+    } else {
+        ("ReplicaSetUpdated", "ReplicaSet is progressing.")
+    };
     let mut status = json!({
         "observedGeneration": generation,
         "replicas": ready,
@@ -442,14 +448,14 @@ fn deployment_status(generation: i64, desired: usize, updated: usize, ready: usi
             {
                 "type": "Available",
                 "status": if available { "True" } else { "False" },
-                "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+                "reason": available_reason,
+                "message": available_message,
             },
             {
                 "type": "Progressing",
                 "status": "True",
-                "reason": if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
-                "message": if complete { "ReplicaSet has successfully progressed." } else { "ReplicaSet is progressing." },
+                "reason": progress_reason,
+                "message": progress_message,
             }
         ]
     });

@@ -144,7 +144,12 @@ async fn remote_head(config: &SyncConfig) -> Result<Option<String>, BedError> {
     Ok(out.split_whitespace().next().map(str::to_string))
 }
 
-async fn sync(client: &Client, config: &SyncConfig, sha: &str, inventory: &mut Inventory) -> Result<usize, BedError> {
+async fn sync(
+    client: &Client,
+    config: &SyncConfig,
+    sha: &str,
+    inventory: &mut Inventory,
+) -> Result<usize, BedError> {
     let dir = config.checkout.as_path();
     if !dir.join(".git").exists() {
         git(None, &["init", "--quiet", &dir.display().to_string()]).await?;
@@ -169,8 +174,11 @@ async fn sync(client: &Client, config: &SyncConfig, sha: &str, inventory: &mut I
     if config.prune {
         for (api_version, kind, namespace, name) in inventory.difference(&next) {
             let (ar, namespaced) = resolve(client, api_version, kind).await?;
-            let api: Api<DynamicObject> =
-                if namespaced { Api::namespaced_with(client.clone(), namespace, &ar) } else { Api::all_with(client.clone(), &ar) };
+            let api: Api<DynamicObject> = if namespaced {
+                Api::namespaced_with(client.clone(), namespace, &ar)
+            } else {
+                Api::all_with(client.clone(), &ar)
+            };
             match api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => info!(%kind, %namespace, %name, "pruned"),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -190,9 +198,11 @@ pub fn read_manifests(root: &Path) -> Result<Vec<Value>, BedError> {
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(BedError::io(format!("read {}", file.display())))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(BedError::io(format!("read {}", file.display())))?;
         for doc in serde_norway::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).map_err(|e| BedError::Parse(format!("{}: {e}", file.display())))?;
+            let value =
+                Value::deserialize(doc).map_err(|e| BedError::Parse(format!("{}: {e}", file.display())))?;
             match value {
                 Value::Null => {}
                 v if v["kind"] == "List" => out.extend(v["items"].as_array().cloned().unwrap_or_default()),
@@ -250,8 +260,11 @@ async fn apply(client: &Client, obj: &Value) -> Result<(String, String, String, 
     }
     labels["kustomize.toolkit.fluxcd.io/name"] = json!("testbed");
     labels["kustomize.toolkit.fluxcd.io/namespace"] = json!("flux-system");
-    let api: Api<DynamicObject> =
-        if namespaced { Api::namespaced_with(client.clone(), &namespace, &ar) } else { Api::all_with(client.clone(), &ar) };
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(client.clone(), &namespace, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    };
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
     Ok((api_version, kind, namespace, name))
 }

@@ -54,9 +54,8 @@ pub fn find_demo_app() -> Option<PathBuf> {
 
 /// Finds `name` in `$PATH` or returns [`BedError::Missing`] with `hint`.
 pub fn find_program(name: &str, hint: &str) -> Result<PathBuf, BedError> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()));
     found.ok_or_else(|| BedError::Missing { program: name.to_string(), hint: hint.to_string() })
 }
 

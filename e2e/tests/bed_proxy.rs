@@ -24,8 +24,11 @@ async fn proxy_follows_a_service_selector_switch() {
     bed_bounded(async {
         let server = ApiServer::start(ServerConfig::default()).await.expect("api");
         let client = server.client().expect("client");
-        let sim = Simulator::start(client.clone(), SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()))
-            .expect("simulator");
+        let sim = Simulator::start(
+            client.clone(),
+            SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()),
+        )
+        .expect("simulator");
         let proxy = Proxy::start(client.clone(), sim.endpoints(), 0).await.expect("proxy");
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let services: Api<Service> = Api::namespaced(client.clone(), "default");
@@ -35,7 +38,8 @@ async fn proxy_follows_a_service_selector_switch() {
             deployments.create(&PostParams::default(), &d).await.expect("create deployment");
         }
         let svc: Service =
-            serde_json::from_value(manifests::service("default", "podinfo", "podinfo-primary")).expect("service");
+            serde_json::from_value(manifests::service("default", "podinfo", "podinfo-primary"))
+                .expect("service");
         services.create(&PostParams::default(), &svc).await.expect("create service");
         for _ in 0..200 {
             if sim.endpoints().all().len() == 4 {
@@ -45,7 +49,8 @@ async fn proxy_follows_a_service_selector_switch() {
         }
         assert_eq!(sim.endpoints().all().len(), 4);
 
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("http");
+        let http =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("http");
         let url = proxy.service_url("default", "podinfo");
         let versions = |n: usize| {
             let http = http.clone();
@@ -55,8 +60,18 @@ async fn proxy_follows_a_service_selector_switch() {
                 for _ in 0..n {
                     let resp = http.get(&url).send().await.expect("request");
                     assert_eq!(resp.status(), 200);
-                    let v = resp.headers().get("x-demo-version").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                    let w = resp.headers().get("x-testbed-workload").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let v = resp
+                        .headers()
+                        .get("x-demo-version")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let w = resp
+                        .headers()
+                        .get("x-testbed-workload")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
                     out.push((v, w));
                 }
                 out
@@ -68,7 +83,9 @@ async fn proxy_follows_a_service_selector_switch() {
             let mut set = std::collections::BTreeSet::new();
             for _ in 0..4 {
                 let resp = http.get(&url).send().await.expect("request");
-                set.insert(resp.headers().get("x-demo-pod").and_then(|v| v.to_str().ok()).unwrap_or("").to_string());
+                set.insert(
+                    resp.headers().get("x-demo-pod").and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+                );
             }
             set
         };
@@ -76,7 +93,11 @@ async fn proxy_follows_a_service_selector_switch() {
 
         // What Serin's kubernetes router does to send everything to the canary.
         services
-            .patch("podinfo", &PatchParams::apply("serin"), &Patch::Merge(&json!({"spec": {"selector": {"app": "podinfo"}}})))
+            .patch(
+                "podinfo",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"selector": {"app": "podinfo"}}})),
+            )
             .await
             .expect("switch selector");
         let mut switched = false;
@@ -94,8 +115,22 @@ async fn proxy_follows_a_service_selector_switch() {
         // Unknown services are 404; the metrics page has the Istio series.
         let missing = http.get(proxy.service_url("default", "nope")).send().await.expect("request");
         assert_eq!(missing.status(), 404);
-        let metrics = http.get(format!("{}/metrics", proxy.url())).send().await.expect("metrics").text().await.expect("body");
-        assert!(metrics.contains("istio_requests_total{destination_app=\"podinfo\",destination_service_name=\"podinfo\",destination_service_namespace=\"default\",destination_workload=\"podinfo\",destination_workload_namespace=\"default\",reporter=\"destination\",response_code=\"200\",source_workload=\"testbed-proxy\"}"), "{metrics}");
+        let metrics = http
+            .get(format!("{}/metrics", proxy.url()))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        let series = [
+            "istio_requests_total{destination_app=\"podinfo\",destination_service_name=\"podinfo\",",
+            "destination_service_namespace=\"default\",destination_workload=\"podinfo\",",
+            "destination_workload_namespace=\"default\",reporter=\"destination\",response_code=\"200\",",
+            "source_workload=\"testbed-proxy\"} 21\n",
+        ]
+        .concat();
+        assert!(metrics.contains(&series), "{metrics}");
         assert!(metrics.contains("istio_request_duration_milliseconds_bucket{"), "{metrics}");
         drop(proxy);
         sim.shutdown().await;

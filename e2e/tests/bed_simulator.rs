@@ -32,7 +32,10 @@ async fn wait_status(api: &Api<Deployment>, name: &str, pred: impl Fn(&Deploymen
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("deployment {name} never reached the expected status: {:?}", api.get(name).await.ok().map(|d| d.status));
+    panic!(
+        "deployment {name} never reached the expected status: {:?}",
+        api.get(name).await.ok().map(|d| d.status)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,20 +44,27 @@ async fn simulator_runs_pods_reports_status_and_rolls() {
     bed_bounded(async {
         let server = ApiServer::start(ServerConfig::default()).await.expect("api");
         let client = server.client().expect("client");
-        let sim = Simulator::start(client.clone(), SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()))
-            .expect("simulator");
+        let sim = Simulator::start(
+            client.clone(),
+            SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()),
+        )
+        .expect("simulator");
         let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let obj: Deployment =
-            serde_json::from_value(manifests::deployment("default", "podinfo", "demo:1.0.0", 2)).expect("deployment");
+            serde_json::from_value(manifests::deployment("default", "podinfo", "demo:1.0.0", 2))
+                .expect("deployment");
         api.create(&PostParams::default(), &obj).await.expect("create");
 
         // Two processes, status written like the deployment controller.
         let d = wait_status(&api, "podinfo", serin_e2e::bed::deployment_rolled_out).await;
         let status = d.status.expect("status");
         assert_eq!(status.observed_generation, Some(1));
-        assert_eq!((status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas),
-            (Some(2), Some(2), Some(2), Some(2)));
-        let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing").expect("Progressing");
+        assert_eq!(
+            (status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas),
+            (Some(2), Some(2), Some(2), Some(2))
+        );
+        let progressing =
+            status.conditions.iter().flatten().find(|c| c.type_ == "Progressing").expect("Progressing");
         assert_eq!(progressing.reason.as_deref(), Some("NewReplicaSetAvailable"));
         let pods = sim.endpoints().of_deployment("default", "podinfo");
         assert_eq!(pods.len(), 2);
@@ -65,10 +75,12 @@ async fn simulator_runs_pods_reports_status_and_rolls() {
         }
 
         // A template change rolls: new processes with the new image, old ones stopped.
-        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "demo", "image": "demo:2.0.0"}]}}}});
+        let container = json!({"name": "demo", "image": "demo:2.0.0"});
+        let patch = json!({"spec": {"template": {"spec": {"containers": [container]}}}});
         api.patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("patch image");
         let d = wait_status(&api, "podinfo", |d| {
-            d.status.as_ref().and_then(|s| s.observed_generation) == Some(2) && serin_e2e::bed::deployment_rolled_out(d)
+            d.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+                && serin_e2e::bed::deployment_rolled_out(d)
         })
         .await;
         assert_eq!(d.status.and_then(|s| s.replicas), Some(2));
@@ -123,18 +135,23 @@ async fn a_crashed_pod_is_replaced() {
     bed_bounded(async {
         let server = ApiServer::start(ServerConfig::default()).await.expect("api");
         let client = server.client().expect("client");
-        let sim = Simulator::start(client.clone(), SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()))
-            .expect("simulator");
+        let sim = Simulator::start(
+            client.clone(),
+            SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()),
+        )
+        .expect("simulator");
         let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let obj: Deployment =
-            serde_json::from_value(manifests::deployment("default", "crashy", "demo:1.0.0", 1)).expect("deployment");
+            serde_json::from_value(manifests::deployment("default", "crashy", "demo:1.0.0", 1))
+                .expect("deployment");
         api.create(&PostParams::default(), &obj).await.expect("create");
         wait_status(&api, "crashy", serin_e2e::bed::deployment_rolled_out).await;
         let first = sim.endpoints().of_deployment("default", "crashy");
         assert_eq!(first.len(), 1);
         // Kill the pod's process by its PID, found in /proc by the pod name on its command line.
         let pid = find_pid(&first[0].pod_name).expect("pod process found");
-        let status = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill");
+        let status =
+            std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill");
         assert!(status.success());
         let mut replaced = None;
         for _ in 0..200 {
@@ -159,7 +176,7 @@ fn find_pid(pod_name: &str) -> Option<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == pod_name.as_bytes()) {
+        if args.contains(&pod_name.as_bytes()) {
             return Some(pid);
         }
     }

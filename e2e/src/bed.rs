@@ -124,6 +124,11 @@ impl TestBed {
         api.write_kubeconfig(&kubeconfig)?;
         let client = api.client()?;
         apply_crds(&client, &config.crds_dir).await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let route_crd: CustomResourceDefinition =
+            serde_json::from_value(proxy::httproute_crd()).map_err(|e| BedError::Parse(e.to_string()))?;
+        crds.patch(proxy::HTTPROUTE_CRD, &PatchParams::apply("testbed").force(), &Patch::Apply(&route_crd))
+            .await?;
         let alerts = AlertReceiver::start(0).await?;
         let git = GitServer::start(&dir.path().join("git")).await?;
         let file_sd = dir.path().join("pods.json");
@@ -135,7 +140,7 @@ impl TestBed {
                 ..SimulatorConfig::new(config.demo_app.clone())
             },
         )?;
-        let proxy = Proxy::start(client.clone(), simulator.endpoints(), 0).await?;
+        let proxy = Proxy::start(client.clone(), simulator.endpoints(), 0, true).await?;
         let prometheus = Prometheus::start(PrometheusConfig {
             dir: dir.path().join("prometheus"),
             static_targets: vec![("proxy".into(), proxy.addr())],

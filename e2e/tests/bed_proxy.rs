@@ -29,7 +29,7 @@ async fn proxy_follows_a_service_selector_switch() {
             SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()),
         )
         .expect("simulator");
-        let proxy = Proxy::start(client.clone(), sim.endpoints(), 0).await.expect("proxy");
+        let proxy = Proxy::start(client.clone(), sim.endpoints(), 0, false).await.expect("proxy");
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let services: Api<Service> = Api::namespaced(client.clone(), "default");
         for (name, image) in [("podinfo-primary", "demo:1.0.0"), ("podinfo", "demo:2.0.0")] {
@@ -135,6 +135,78 @@ async fn proxy_follows_a_service_selector_switch() {
         drop(proxy);
         sim.shutdown().await;
         server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_splits_by_httproute_weights() {
+    init_tracing();
+    common::bed_bounded(async {
+        let bed = serin_e2e::TestBed::start(common::bed_config()).await.expect("test bed");
+        let client = bed.client();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let services: Api<Service> = Api::namespaced(client.clone(), "default");
+        for (name, image) in [("podinfo-primary", "demo:1.0.0"), ("podinfo", "demo:2.0.0")] {
+            let d: Deployment =
+                serde_json::from_value(manifests::deployment("default", name, image, 1)).expect("deployment");
+            deployments.create(&PostParams::default(), &d).await.expect("create deployment");
+            bed.wait_deployment_ready("default", name, Duration::from_secs(10)).await.expect("ready");
+        }
+        for (svc, app) in [("podinfo-primary", "podinfo-primary"), ("podinfo-canary", "podinfo")] {
+            let s: Service =
+                serde_json::from_value(manifests::service("default", svc, app)).expect("service");
+            services.create(&PostParams::default(), &s).await.expect("create service");
+        }
+        let ar = kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        );
+        let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+        let route = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "podinfo", "namespace": "default"},
+            "spec": {"rules": [{"backendRefs": [
+                {"name": "podinfo-primary", "port": 80, "weight": 90},
+                {"name": "podinfo-canary", "port": 80, "weight": 10},
+            ]}]},
+        });
+        routes
+            .patch("podinfo", &PatchParams::apply("serin").force(), &Patch::Apply(&route))
+            .await
+            .expect("route");
+        let mut up = false;
+        for _ in 0..100 {
+            if bed.send_traffic("default", "podinfo", 1).await.by_status.contains_key(&200) {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(up, "the proxy never saw the route");
+        let traffic = bed.send_traffic("default", "podinfo", 100).await;
+        assert_eq!(traffic.by_version.get("1.0.0"), Some(&90), "{traffic:?}");
+        assert_eq!(traffic.by_version.get("2.0.0"), Some(&10), "{traffic:?}");
+
+        // Promote: all weight to the canary backend.
+        let weights = json!({"spec": {"rules": [{"backendRefs": [
+            {"name": "podinfo-primary", "port": 80, "weight": 0},
+            {"name": "podinfo-canary", "port": 80, "weight": 100},
+        ]}]}});
+        routes.patch("podinfo", &PatchParams::default(), &Patch::Merge(&weights)).await.expect("weights");
+        let mut moved = false;
+        for _ in 0..100 {
+            if bed.send_traffic("default", "podinfo", 10).await.by_version.get("2.0.0") == Some(&10) {
+                moved = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(moved, "the proxy never followed the new weights");
+        let traffic = bed.send_traffic("default", "podinfo", 20).await;
+        assert_eq!(traffic.by_version.get("2.0.0"), Some(&20), "{traffic:?}");
+        bed.shutdown().await;
     })
     .await;
 }

@@ -5,7 +5,10 @@
 //!   requests with 500, spread evenly (deterministic, so tests can count);
 //! - a tag containing `-slow-M` (e.g. `demo:2.0.0-slow-800`) adds M milliseconds to every answer.
 //!
-//! Both can be combined (`demo:2-errors-10-slow-200`). Every answer carries the headers
+//! - a tag containing `-crash` (e.g. `demo:2.0.0-crash`) makes the binary exit with status 1
+//!   before it listens (a pod that never becomes ready).
+//!
+//! Errors and latency can be combined (`demo:2-errors-10-slow-200`). Every answer carries the headers
 //! [`VERSION_HEADER`] (the image tag) and [`POD_HEADER`] (the pod name). `/metrics` exports the
 //! `http_request_duration_seconds` histogram with `method`, `path` and `status` labels;
 //! `/healthz` answers 200 without counting. The binary `serin-demo-app` runs one instance.
@@ -44,6 +47,8 @@ pub struct Behaviour {
     pub error_percent: u32,
     /// Extra latency per request.
     pub delay: Duration,
+    /// Exit at start instead of serving.
+    pub crash: bool,
 }
 
 impl Behaviour {
@@ -61,7 +66,8 @@ impl Behaviour {
                 _ => {}
             }
         }
-        Behaviour { version, error_percent, delay }
+        let crash = parts.contains(&"crash");
+        Behaviour { version, error_percent, delay, crash }
     }
 
     /// Whether the request with 0-based sequence number `n` fails: exactly `error_percent` of
@@ -157,18 +163,19 @@ mod tests {
     fn parses_image_tags() {
         assert_eq!(
             Behaviour::from_image("demo:1.0.0"),
-            Behaviour { version: "1.0.0".into(), error_percent: 0, delay: Duration::ZERO }
+            Behaviour { version: "1.0.0".into(), error_percent: 0, delay: Duration::ZERO, crash: false }
         );
         let b = Behaviour::from_image("registry:5000/demo:2.0.0-errors-20-slow-800");
         assert_eq!(b.error_percent, 20);
         assert_eq!(b.delay, Duration::from_millis(800));
         assert_eq!(Behaviour::from_image("demo:x-errors-500").error_percent, 100);
+        assert!(Behaviour::from_image("demo:2.0.0-crash").crash);
     }
 
     #[test]
     fn error_share_is_exact_per_hundred() {
         for p in [0, 1, 20, 50, 99, 100] {
-            let b = Behaviour { version: "v".into(), error_percent: p, delay: Duration::ZERO };
+            let b = Behaviour { version: "v".into(), error_percent: p, delay: Duration::ZERO, crash: false };
             let failures = (0..100).filter(|n| b.fails(*n)).count();
             assert_eq!(failures as u32, p);
         }

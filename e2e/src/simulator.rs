@@ -24,7 +24,11 @@
 //!   `availableReplicas`, `unavailableReplicas`, and the `Available` and `Progressing`
 //!   conditions (`NewReplicaSetAvailable` once complete, else `ReplicaSetUpdated`). It is
 //!   written with a merge patch on `/status`, only when it changes.
-//! - A pod process that exits is replaced on the next pass (like a restarted container).
+//! - A pod process that exits is replaced on the next pass (like a restarted container). A pod
+//!   that fails to start (e.g. image `demo:2.0.0-crash`) is retried at most once a second; the
+//!   old pods keep serving, and once the rollout has not completed for
+//!   `spec.progressDeadlineSeconds` (default 600) the `Progressing` condition turns `False`
+//!   with reason `ProgressDeadlineExceeded`.
 //! - Every process is started with `kill_on_drop` and a stdin pipe it watches: it is killed by
 //!   PID when the simulator drops it, and exits on its own if the test process dies.
 
@@ -35,7 +39,7 @@ use std::{
     path::PathBuf,
     process::Stdio,
     sync::{Arc, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt;
@@ -160,6 +164,7 @@ impl Simulator {
             endpoints: endpoints.clone(),
             pods: HashMap::new(),
             written: HashMap::new(),
+            progress: HashMap::new(),
             http: util::http_client()?,
         };
         let task = tokio::spawn(state.run(stop_rx));
@@ -215,12 +220,23 @@ impl Pod {
 
 type Key = (String, String);
 
+/// Rollout progress of one Deployment's current template.
+struct Progress {
+    hash: String,
+    since: Instant,
+    last_failure: Option<Instant>,
+}
+
+/// Pause between failed pod starts of the same template.
+const START_BACKOFF: Duration = Duration::from_secs(1);
+
 struct State {
     client: Client,
     config: SimulatorConfig,
     endpoints: Endpoints,
     pods: HashMap<Key, Vec<Pod>>,
     written: HashMap<Key, Value>,
+    progress: HashMap<Key, Progress>,
     http: reqwest::Client,
 }
 
@@ -271,6 +287,7 @@ impl State {
         for key in gone {
             info!(namespace = %key.0, deployment = %key.1, "deployment gone; stopping its pods");
             self.written.remove(&key);
+            self.progress.remove(&key);
             for pod in self.pods.remove(&key).unwrap_or_default() {
                 pod.kill().await;
             }
@@ -313,7 +330,17 @@ impl State {
         }
         let (mut updated, old): (Vec<Pod>, Vec<Pod>) =
             alive.into_iter().partition(|p| p.template_hash == hash);
-        if !image.is_empty() {
+        let progress = self.progress.entry(key.clone()).or_insert_with(|| Progress {
+            hash: hash.clone(),
+            since: Instant::now(),
+            last_failure: None,
+        });
+        if progress.hash != hash {
+            *progress = Progress { hash: hash.clone(), since: Instant::now(), last_failure: None };
+        }
+        let backing_off = progress.last_failure.is_some_and(|t| t.elapsed() < START_BACKOFF);
+        let mut failed = false;
+        if !image.is_empty() && !backing_off {
             while updated.len() < desired {
                 let endpoint = Endpoint {
                     namespace: namespace.clone(),
@@ -327,6 +354,7 @@ impl State {
                     Ok(pod) => updated.push(pod),
                     Err(err) => {
                         warn!(%namespace, deployment = %name, %err, "starting a pod failed");
+                        failed = true;
                         break;
                     }
                 }
@@ -346,8 +374,19 @@ impl State {
             remaining_old = old;
         }
         let ready = updated.len() + remaining_old.len();
-        let status =
-            deployment_status(deployment.metadata.generation.unwrap_or(0), desired, updated.len(), ready);
+        let deadline = Duration::from_secs(spec.progress_deadline_seconds.unwrap_or(600).max(0) as u64);
+        let mut deadline_exceeded = false;
+        if let Some(progress) = self.progress.get_mut(key) {
+            if failed {
+                progress.last_failure = Some(Instant::now());
+            }
+            if updated.len() >= desired {
+                progress.since = Instant::now();
+            }
+            deadline_exceeded = updated.len() < desired && progress.since.elapsed() > deadline;
+        }
+        let generation = deployment.metadata.generation.unwrap_or(0);
+        let status = deployment_status(generation, desired, updated.len(), ready, deadline_exceeded);
         updated.extend(remaining_old);
         self.pods.insert(key.clone(), updated);
         if self.written.get(key) != Some(&status) {
@@ -425,7 +464,14 @@ fn pod_suffix() -> String {
 }
 
 /// The status the deployment controller would report, without timestamps (for change checks).
-fn deployment_status(generation: i64, desired: usize, updated: usize, ready: usize) -> Value {
+/// `deadline_exceeded`: the rollout has not completed within `progressDeadlineSeconds`.
+fn deployment_status(
+    generation: i64,
+    desired: usize,
+    updated: usize,
+    ready: usize,
+    deadline_exceeded: bool,
+) -> Value {
     let complete = updated >= desired && ready == updated;
     let available = updated.min(ready) >= desired;
     let (available_reason, available_message) = if available {
@@ -433,10 +479,12 @@ fn deployment_status(generation: i64, desired: usize, updated: usize, ready: usi
     } else {
         ("MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
     };
-    let (progress_reason, progress_message) = if complete {
-        ("NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")
+    let (progress_status, progress_reason, progress_message) = if complete {
+        ("True", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed.")
+    } else if deadline_exceeded {
+        ("False", "ProgressDeadlineExceeded", "ReplicaSet has timed out progressing.")
     } else {
-        ("ReplicaSetUpdated", "ReplicaSet is progressing.")
+        ("True", "ReplicaSetUpdated", "ReplicaSet is progressing.")
     };
     let mut status = json!({
         "observedGeneration": generation,
@@ -453,7 +501,7 @@ fn deployment_status(generation: i64, desired: usize, updated: usize, ready: usi
             },
             {
                 "type": "Progressing",
-                "status": "True",
+                "status": progress_status,
                 "reason": progress_reason,
                 "message": progress_message,
             }
@@ -503,13 +551,16 @@ mod tests {
 
     #[test]
     fn status_is_complete_only_when_all_updated_pods_are_ready() {
-        let s = deployment_status(3, 2, 2, 2);
+        let s = deployment_status(3, 2, 2, 2, false);
         assert_eq!(s["observedGeneration"], 3);
         assert_eq!(s["conditions"][1]["reason"], "NewReplicaSetAvailable");
         assert!(s.get("unavailableReplicas").is_none());
-        let s = deployment_status(3, 2, 1, 1);
+        let s = deployment_status(3, 2, 1, 1, false);
         assert_eq!(s["conditions"][1]["reason"], "ReplicaSetUpdated");
         assert_eq!(s["unavailableReplicas"], 1);
+        let s = deployment_status(3, 2, 0, 2, true);
+        assert_eq!(s["conditions"][1]["status"], "False");
+        assert_eq!(s["conditions"][1]["reason"], "ProgressDeadlineExceeded");
     }
 
     #[test]

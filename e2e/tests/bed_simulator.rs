@@ -182,3 +182,46 @@ fn find_pid(pod_name: &str) -> Option<u32> {
     }
     None
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_never_starts_exceeds_the_progress_deadline_and_old_pods_keep_serving() {
+    init_tracing();
+    bed_bounded(async {
+        let server = ApiServer::start(ServerConfig::default()).await.expect("api");
+        let client = server.client().expect("client");
+        let sim = Simulator::start(
+            client.clone(),
+            SimulatorConfig::new(env!("CARGO_BIN_EXE_serin-demo-app").into()),
+        )
+        .expect("simulator");
+        let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let mut obj = manifests::deployment("default", "stuck", "demo:1.0.0", 1);
+        obj["spec"]["progressDeadlineSeconds"] = json!(1);
+        let obj: Deployment = serde_json::from_value(obj).expect("deployment");
+        api.create(&PostParams::default(), &obj).await.expect("create");
+        wait_status(&api, "stuck", serin_e2e::bed::deployment_rolled_out).await;
+        let old = sim.endpoints().of_deployment("default", "stuck");
+
+        let container = json!({"name": "demo", "image": "demo:2.0.0-crash"});
+        let patch = json!({"spec": {"template": {"spec": {"containers": [container]}}}});
+        api.patch("stuck", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("patch image");
+        let d = wait_status(&api, "stuck", |d| {
+            d.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                })
+            })
+        })
+        .await;
+        let status = d.status.expect("status");
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.updated_replicas, Some(0));
+        assert_eq!(status.replicas, Some(1), "the old pod stays");
+        assert!(!serin_e2e::bed::deployment_rolled_out(&api.get("stuck").await.expect("get")));
+        assert_eq!(sim.endpoints().of_deployment("default", "stuck"), old);
+        assert_eq!(get_version(old[0].addr).await.as_deref(), Some("1.0.0"));
+        sim.shutdown().await;
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -28,9 +28,14 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let behaviour = Behaviour::from_image(&args.image);
+    if behaviour.crash {
+        eprintln!("image {} crashes at start", args.image);
+        std::process::exit(1);
+    }
     let (listener, addr) = demo::bind(args.port).await?;
     println!("listening {addr}");
-    let config = DemoConfig { behaviour: Behaviour::from_image(&args.image), pod_name: args.pod_name };
+    let config = DemoConfig { behaviour, pod_name: args.pod_name };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
     if args.exit_on_stdin_eof {

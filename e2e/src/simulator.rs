@@ -9,8 +9,11 @@
 //!   Deployment on each watch event and at least every [`SimulatorConfig::resync`].
 //! - Rolling update is "surge everything": missing pods of the new template are started (each
 //!   is ready once it answers `/healthz`), and only when all of them are ready are the old ones
-//!   stopped. Local processes start in milliseconds, so a rollout finishes within one pass and
-//!   no request hits a missing backend.
+//!   retired. Local processes start in milliseconds, so a rollout finishes within one pass.
+//! - Order within a pass: the endpoint registry is updated first (new pods in, retired pods
+//!   out), then retired pods are killed after [`DRAIN`] (a termination grace period for requests
+//!   in flight), then the status is written. So once the status says "rolled out", every new
+//!   request goes to the new pods, and no request is routed to a dead process.
 //! - A pod is named `<deployment>-<template hash>-<5 characters>` like a ReplicaSet's pods, so
 //!   the builtin `kubernetes` queries' `kubernetes_pod_name=~"<target>-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"`
 //!   matches canary pods and not `<target>-primary-…` pods.
@@ -165,6 +168,7 @@ impl Simulator {
             pods: HashMap::new(),
             written: HashMap::new(),
             progress: HashMap::new(),
+            draining: Vec::new(),
             http: util::http_client()?,
         };
         let task = tokio::spawn(state.run(stop_rx));
@@ -227,6 +231,9 @@ struct Progress {
     last_failure: Option<Instant>,
 }
 
+/// How long a replaced or removed pod keeps running after it stops receiving new requests.
+pub const DRAIN: Duration = Duration::from_millis(500);
+
 /// Pause between failed pod starts of the same template.
 const START_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -237,6 +244,7 @@ struct State {
     pods: HashMap<Key, Vec<Pod>>,
     written: HashMap<Key, Value>,
     progress: HashMap<Key, Progress>,
+    draining: Vec<JoinHandle<()>>,
     http: reqwest::Client,
 }
 
@@ -269,6 +277,10 @@ impl State {
                 pod.kill().await;
             }
         }
+        // Aborting drops each draining Pod, and kill_on_drop kills its process by PID.
+        for task in self.draining.drain(..) {
+            task.abort();
+        }
         self.endpoints.set(Vec::new());
         info!("deployment simulator stopped");
     }
@@ -288,10 +300,27 @@ impl State {
             info!(namespace = %key.0, deployment = %key.1, "deployment gone; stopping its pods");
             self.written.remove(&key);
             self.progress.remove(&key);
-            for pod in self.pods.remove(&key).unwrap_or_default() {
-                pod.kill().await;
-            }
+            let pods = self.pods.remove(&key).unwrap_or_default();
+            self.publish();
+            self.retire(pods);
         }
+        self.draining.retain(|t| !t.is_finished());
+    }
+
+    /// Stops `pods` after [`DRAIN`]: they are no longer published, so no new request reaches
+    /// them, and requests in flight can finish (like a termination grace period).
+    fn retire(&mut self, pods: Vec<Pod>) {
+        for pod in pods {
+            debug!(pod = %pod.endpoint.pod_name, "pod draining");
+            self.draining.push(tokio::spawn(async move {
+                tokio::time::sleep(DRAIN).await;
+                pod.kill().await;
+            }));
+        }
+    }
+
+    /// Writes the current pods to the endpoint registry and, when they changed, the file_sd file.
+    fn publish(&self) {
         let mut all: Vec<Endpoint> = self.pods.values().flatten().map(|p| p.endpoint.clone()).collect();
         all.sort_by(|a, b| a.pod_name.cmp(&b.pod_name));
         if self.endpoints.set(all.clone())
@@ -360,16 +389,15 @@ impl State {
                 }
             }
         }
+        let mut to_stop = Vec::new();
         while updated.len() > desired {
             if let Some(pod) = updated.pop() {
-                pod.kill().await;
+                to_stop.push(pod);
             }
         }
         let mut remaining_old = Vec::new();
         if updated.len() >= desired {
-            for pod in old {
-                pod.kill().await;
-            }
+            to_stop.extend(old);
         } else {
             remaining_old = old;
         }
@@ -389,6 +417,9 @@ impl State {
         let status = deployment_status(generation, desired, updated.len(), ready, deadline_exceeded);
         updated.extend(remaining_old);
         self.pods.insert(key.clone(), updated);
+        // Route to the new pods before the old ones go, and before the status says so.
+        self.publish();
+        self.retire(to_stop);
         if self.written.get(key) != Some(&status) {
             let body = json!({"status": with_timestamps(&status)});
             let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);

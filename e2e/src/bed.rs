@@ -30,6 +30,7 @@ use crate::{
     demo,
     error::BedError,
     git::GitServer,
+    load::LoadGenerator,
     prometheus::{Prometheus, PrometheusConfig},
     proxy::{self, Proxy},
     simulator::{Endpoints, Simulator, SimulatorConfig},
@@ -299,6 +300,18 @@ impl TestBed {
             }
         }
         traffic
+    }
+
+    /// Starts bounded background traffic to Services through the proxy: one GET per Service per
+    /// round, `pause` between rounds, for at most `limit`.
+    pub fn start_load(
+        &self,
+        services: &[(&str, &str)],
+        pause: Duration,
+        limit: Duration,
+    ) -> Result<LoadGenerator, BedError> {
+        let urls = services.iter().map(|(ns, svc)| self.service_url(ns, svc)).collect();
+        LoadGenerator::start(urls, pause, limit)
     }
 
     /// Stops everything in order, waiting for the simulator's pods to exit.

@@ -23,6 +23,7 @@ pub mod error;
 pub mod gc;
 pub mod git;
 pub mod kubeconfig;
+pub mod load;
 pub mod manifests;
 pub mod metrics;
 pub mod ops;

@@ -3,14 +3,7 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use common::{bed_bounded, bed_config, init_tracing};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
@@ -49,28 +42,13 @@ async fn builtin_queries_see_real_traffic_and_errors() {
         }
 
         // Background traffic (bounded: stops when told, or after 60 s).
-        let stop = Arc::new(AtomicBool::new(false));
-        let urls = [bed.service_url("default", "podinfo"), bed.service_url("default", "podinfo-canary")];
-        let load = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .no_proxy()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .expect("http");
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                let mut sent = 0u64;
-                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    for url in &urls {
-                        let _ = http.get(url).send().await;
-                        sent += 1;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                sent
-            })
-        };
+        let load = bed
+            .start_load(
+                &[("default", "podinfo"), ("default", "podinfo-canary")],
+                Duration::from_millis(10),
+                Duration::from_secs(60),
+            )
+            .expect("load");
 
         let prom = bed.prometheus();
         let timeout = Duration::from_secs(30);
@@ -102,8 +80,11 @@ async fn builtin_queries_see_real_traffic_and_errors() {
             .wait_for_value(&query("kubernetes", "request-duration", "podinfo"), timeout, |v| v > 0.0)
             .await
             .expect("kubernetes p99 latency");
-        stop.store(true, Ordering::Relaxed);
-        let sent = load.await.expect("load task");
+        let traffic = load.stop().await;
+        assert_eq!(traffic.failed, 0, "{traffic:?}");
+        let sent: usize = traffic.by_status.values().sum();
+        let errors = traffic.by_status.get(&500).copied().unwrap_or(0);
+        assert!(errors > 0 && errors * 3 < sent, "about a quarter are 500s: {traffic:?}");
         eprintln!("sent {sent}; istio: primary {primary_sr:.1}% canary {canary_sr:.1}% count {count:.0}");
         eprintln!("istio p99 {duration:.1} ms; kubernetes: canary {k8s_sr:.1}% p99 {k8s_duration:.1} ms");
         bed.shutdown().await;

@@ -150,17 +150,17 @@ impl TestBed {
             binary: None,
         })
         .await?;
-        let sync = SyncLoop::start(
-            client.clone(),
-            SyncConfig {
-                url: git.url(),
-                branch: crate::git::BRANCH.into(),
-                path: config.sync_path.clone(),
-                interval: config.sync_interval,
-                prune: config.prune,
-                checkout: dir.path().join("sync-checkout"),
-            },
-        );
+        let sync_config = SyncConfig {
+            url: git.url(),
+            branch: crate::git::BRANCH.into(),
+            path: config.sync_path.clone(),
+            interval: config.sync_interval,
+            prune: config.prune,
+            checkout: dir.path().join("sync-checkout"),
+            flux_objects: true,
+        };
+        crate::sync::create_flux_objects(&client, &sync_config).await?;
+        let sync = SyncLoop::start(client.clone(), sync_config);
         info!(
             elapsed = ?started.elapsed(),
             api = %api.url(),

@@ -9,6 +9,13 @@
 //! revision and missing from the new one are deleted. A revert commit therefore brings the
 //! cluster back to the reverted state.
 //!
+//! The loop also keeps Flux's own objects (when [`SyncConfig::flux_objects`] is set): it
+//! ([`create_flux_objects`]) registers minimal `GitRepository` (`source.toolkit.fluxcd.io/v1`) and
+//! `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`) CRDs and creates `flux-system/testbed` of
+//! each (URL, branch, `./<path>`, `sourceRef`); after each sync the loop writes their status like Flux
+//! (`lastAppliedRevision: main@sha1:<sha>`, `Ready` condition), so Serin's `gitops.source.auto`
+//! can find the repository from the target's labels.
+//!
 //! A failed sync is retried on the next tick; [`SyncStatus`] reports the last applied revision
 //! and the last error.
 
@@ -32,6 +39,12 @@ use crate::{error::BedError, git::git};
 
 /// The field manager Flux's kustomize-controller uses.
 pub const FIELD_MANAGER: &str = "kustomize-controller";
+/// Namespace of the Flux objects (and the value of the `kustomize.toolkit.fluxcd.io/namespace`
+/// label on applied objects).
+pub const FLUX_NAMESPACE: &str = "flux-system";
+/// Name of the Flux `GitRepository` and `Kustomization` (and of the
+/// `kustomize.toolkit.fluxcd.io/name` label on applied objects).
+pub const FLUX_NAME: &str = "testbed";
 
 /// Settings of the sync loop.
 #[derive(Debug, Clone)]
@@ -48,6 +61,10 @@ pub struct SyncConfig {
     pub prune: bool,
     /// Where the checkout lives.
     pub checkout: PathBuf,
+    /// Keep the status of Flux's `GitRepository` and `Kustomization` objects
+    /// ([`FLUX_NAMESPACE`]/[`FLUX_NAME`]) up to date; create them first with
+    /// [`create_flux_objects`].
+    pub flux_objects: bool,
 }
 
 /// What the sync loop has done so far.
@@ -116,6 +133,11 @@ async fn run(client: Client, config: SyncConfig, status: watch::Sender<SyncStatu
                     Ok(count) => {
                         info!(revision = %sha, objects = count, elapsed = ?started.elapsed(), "sync applied");
                         applied = Some(sha.clone());
+                        if config.flux_objects
+                            && let Err(err) = write_flux_status(&client, &config, &sha, None).await
+                        {
+                            warn!(%err, "sync: writing the Flux status failed");
+                        }
                         status.send_modify(|s| {
                             s.revision = Some(sha);
                             s.applied = count;
@@ -125,6 +147,9 @@ async fn run(client: Client, config: SyncConfig, status: watch::Sender<SyncStatu
                     }
                     Err(err) => {
                         warn!(revision = %sha, %err, "sync failed");
+                        if config.flux_objects {
+                            let _ = write_flux_status(&client, &config, &sha, Some(&err.to_string())).await;
+                        }
                         status.send_modify(|s| s.error = Some(err.to_string()));
                     }
                 }
@@ -258,8 +283,8 @@ async fn apply(client: &Client, obj: &Value) -> Result<(String, String, String, 
     if !labels.is_object() {
         *labels = json!({});
     }
-    labels["kustomize.toolkit.fluxcd.io/name"] = json!("testbed");
-    labels["kustomize.toolkit.fluxcd.io/namespace"] = json!("flux-system");
+    labels["kustomize.toolkit.fluxcd.io/name"] = json!(FLUX_NAME);
+    labels["kustomize.toolkit.fluxcd.io/namespace"] = json!(FLUX_NAMESPACE);
     let api: Api<DynamicObject> = if namespaced {
         Api::namespaced_with(client.clone(), &namespace, &ar)
     } else {
@@ -267,4 +292,121 @@ async fn apply(client: &Client, obj: &Value) -> Result<(String, String, String, 
     };
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
     Ok((api_version, kind, namespace, name))
+}
+
+fn flux_crd(group: &str, kind: &str, plural: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"status": {}},
+            }],
+        },
+    })
+}
+
+fn git_repository_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", "GitRepository"),
+        "gitrepositories",
+    )
+}
+
+fn kustomization_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
+        "kustomizations",
+    )
+}
+
+/// Registers the two Flux CRDs and creates the `flux-system` namespace, GitRepository and
+/// Kustomization for `config` (call before [`SyncLoop::start`] with `flux_objects`).
+pub async fn create_flux_objects(client: &Client, config: &SyncConfig) -> Result<(), BedError> {
+    let pp = PatchParams::apply("testbed").force();
+    let crd_ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let crds: Api<DynamicObject> = Api::all_with(client.clone(), &crd_ar);
+    for crd in [
+        flux_crd("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories"),
+        flux_crd("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations"),
+    ] {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        crds.patch(&name, &pp, &Patch::Apply(&crd)).await?;
+    }
+    let ns_ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Namespace"), "namespaces");
+    let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ns_ar);
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FLUX_NAMESPACE}});
+    namespaces.patch(FLUX_NAMESPACE, &pp, &Patch::Apply(&ns)).await?;
+    let repo = json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": FLUX_NAME, "namespace": FLUX_NAMESPACE},
+        "spec": {"url": config.url, "ref": {"branch": config.branch}, "interval": "1m"},
+    });
+    let path = match config.path.trim_matches('/') {
+        "" | "." => "./".to_string(),
+        p => format!("./{p}"),
+    };
+    let kustomization = json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": FLUX_NAME, "namespace": FLUX_NAMESPACE},
+        "spec": {
+            "path": path,
+            "prune": config.prune,
+            "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": FLUX_NAME},
+        },
+    });
+    let repos: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &git_repository_resource());
+    repos.patch(FLUX_NAME, &pp, &Patch::Apply(&repo)).await?;
+    let ks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &kustomization_resource());
+    ks.patch(FLUX_NAME, &pp, &Patch::Apply(&kustomization)).await?;
+    Ok(())
+}
+
+/// Writes Flux-style status: the GitRepository's artifact revision and the Kustomization's
+/// last attempted/applied revision with a `Ready` condition (`False` with `error`).
+async fn write_flux_status(
+    client: &Client,
+    config: &SyncConfig,
+    sha: &str,
+    error: Option<&str>,
+) -> Result<(), BedError> {
+    let revision = format!("{}@sha1:{sha}", config.branch);
+    let now = format!("{:.0}", jiff::Timestamp::now());
+    let repos: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &git_repository_resource());
+    let repo_status = json!({"status": {
+        "artifact": {"revision": revision, "lastUpdateTime": now},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": format!("stored artifact for revision '{revision}'"), "lastTransitionTime": now}],
+    }});
+    repos.patch_status(FLUX_NAME, &PatchParams::default(), &Patch::Merge(&repo_status)).await?;
+    let ks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &kustomization_resource());
+    let (ready, reason, message) = match error {
+        None => ("True", "ReconciliationSucceeded", format!("Applied revision: {revision}")),
+        Some(err) => ("False", "ReconciliationFailed", err.to_string()),
+    };
+    let mut status = json!({
+        "lastAttemptedRevision": revision,
+        "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now}],
+    });
+    if error.is_none() {
+        status["lastAppliedRevision"] = json!(revision);
+    }
+    ks.patch_status(FLUX_NAME, &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await?;
+    Ok(())
 }

@@ -8,10 +8,25 @@ use std::time::Duration;
 
 use common::{bed_bounded, bed_config, init_tracing};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
-use kube::Api;
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+};
 use serin_e2e::{TestBed, manifests, sync::FIELD_MANAGER};
 
 const SYNC: Duration = Duration::from_secs(15);
+
+/// The Flux GitRepository and Kustomization the test bed maintains, as JSON.
+async fn flux_objects(bed: &TestBed) -> (serde_json::Value, serde_json::Value) {
+    let get = |group: &str, kind: &str, plural: &str| {
+        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(bed.client(), "flux-system", &ar);
+        async move { serde_json::to_value(api.get("testbed").await.expect("flux object")).expect("json") }
+    };
+    let repo = get("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories").await;
+    let ks = get("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations").await;
+    (repo, ks)
+}
 
 fn image_of(d: &Deployment) -> String {
     d.spec
@@ -41,6 +56,13 @@ async fn commits_are_applied_and_a_revert_brings_the_cluster_back() {
             .await
             .expect("first sync");
         assert_eq!(bed.sync().status().applied, 3);
+        // Flux's objects point at the repository and record the applied revision.
+        let (repo, ks) = flux_objects(&bed).await;
+        assert_eq!(repo["spec"]["url"], bed.git().url());
+        assert_eq!(repo["spec"]["ref"]["branch"], "main");
+        assert_eq!(ks["spec"]["path"], "./clusters/testbed");
+        assert_eq!(ks["spec"]["sourceRef"]["name"], "testbed");
+        assert_eq!(ks["status"]["lastAppliedRevision"], format!("main@sha1:{first}"));
         let deployments: Api<Deployment> = Api::namespaced(bed.client(), "demo");
         let d = deployments.get("podinfo").await.expect("deployment applied");
         assert_eq!(image_of(&d), "demo:1.0.0");
@@ -124,6 +146,16 @@ async fn a_bad_manifest_is_reported_and_the_next_commit_recovers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(error.is_some(), "the sync loop reports the failure");
+        let mut ready = serde_json::Value::Null;
+        for _ in 0..100 {
+            let (_, ks) = flux_objects(&bed).await;
+            ready = ks["status"]["conditions"][0]["status"].clone();
+            if ready == "False" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ready, "False", "the Kustomization is not Ready");
         let good = manifests::to_yaml(&[manifests::deployment("default", "ok", "demo:1.0.0", 1)]);
         bed.commit_and_sync(
             &[("clusters/testbed/bad.yaml", None), ("clusters/testbed/ok.yaml", Some(&good))],

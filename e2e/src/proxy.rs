@@ -83,7 +83,12 @@ pub fn httproute_crd() -> Value {
         "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
         "spec": {
             "group": "gateway.networking.k8s.io",
-            "names": {"kind": "HTTPRoute", "listKind": "HTTPRouteList", "plural": "httproutes", "singular": "httproute"},
+            "names": {
+                "kind": "HTTPRoute",
+                "listKind": "HTTPRouteList",
+                "plural": "httproutes",
+                "singular": "httproute",
+            },
             "scope": "Namespaced",
             "versions": [version("v1", true), version("v1beta1", false)],
         },

@@ -301,11 +301,19 @@ fn flux_crd(group: &str, kind: &str, plural: &str) -> Value {
         "metadata": {"name": format!("{plural}.{group}")},
         "spec": {
             "group": group,
-            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
+            "names": {
+                "kind": kind,
+                "listKind": format!("{kind}List"),
+                "plural": plural,
+                "singular": kind.to_lowercase(),
+            },
             "scope": "Namespaced",
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                }},
                 "subresources": {"status": {}},
             }],
         },
@@ -391,7 +399,13 @@ async fn write_flux_status(
         Api::namespaced_with(client.clone(), FLUX_NAMESPACE, &git_repository_resource());
     let repo_status = json!({"status": {
         "artifact": {"revision": revision, "lastUpdateTime": now},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": format!("stored artifact for revision '{revision}'"), "lastTransitionTime": now}],
+        "conditions": [{
+            "type": "Ready",
+            "status": "True",
+            "reason": "Succeeded",
+            "message": format!("stored artifact for revision '{revision}'"),
+            "lastTransitionTime": now,
+        }],
     }});
     repos.patch_status(FLUX_NAME, &PatchParams::default(), &Patch::Merge(&repo_status)).await?;
     let ks: Api<DynamicObject> =
@@ -402,7 +416,13 @@ async fn write_flux_status(
     };
     let mut status = json!({
         "lastAttemptedRevision": revision,
-        "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now}],
+        "conditions": [{
+            "type": "Ready",
+            "status": ready,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now,
+        }],
     });
     if error.is_none() {
         status["lastAppliedRevision"] = json!(revision);

@@ -159,3 +159,52 @@ pub enum ServerError {
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
 }
+
+/// Errors of the test bed components around the API stand-in (simulator, proxy, Prometheus,
+/// Git, sync loop, alert receiver, [`crate::bed::TestBed`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BedError {
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API stand-in failed to start or give a client.
+    #[error("api server: {0}")]
+    Server(#[from] ServerError),
+    /// A Kubernetes API call failed.
+    #[error("kubernetes api: {0}")]
+    Kube(#[from] kube::Error),
+    /// An HTTP call to a test bed component failed.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A required program is not installed.
+    #[error("{program} not found ({hint})")]
+    Missing {
+        /// The program looked for.
+        program: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A child process did not behave (exited early, printed garbage, a command failed).
+    #[error("{0}")]
+    Process(String),
+    /// Something did not happen in time.
+    #[error("timed out after {0:?}: {1}")]
+    Timeout(std::time::Duration, String),
+    /// A manifest or answer could not be parsed.
+    #[error("parse: {0}")]
+    Parse(String),
+}
+
+impl BedError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BedError {
+        let context = context.into();
+        move |source| BedError::Io { context, source }
+    }
+}

@@ -43,3 +43,24 @@ pub fn reason(err: &kube::Error) -> Option<String> {
         _ => None,
     }
 }
+
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=serin_e2e=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A test bed configuration using the demo app Cargo built for this test run.
+pub fn bed_config() -> serin_e2e::BedConfig {
+    serin_e2e::BedConfig::new(env!("CARGO_BIN_EXE_serin-demo-app"))
+}
+
+/// Upper bound for a test bed test body (startup, traffic, Prometheus warm-up).
+pub const BED_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs `fut` under [`BED_TIMEOUT`].
+pub async fn bed_bounded<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(BED_TIMEOUT, fut).await.expect("test finished in time")
+}

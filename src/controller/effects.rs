@@ -2,8 +2,6 @@
 //! cluster change stops the plan (and the status is not written, so the next tick decides
 //! again); Git reverts, hooks, Events and alerts never block the effects after them.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
@@ -260,9 +258,4 @@ impl Apply<'_> {
             }
         });
     }
-}
-
-/// `lastTransitionTime` stamp for statuses written outside the rollout core.
-pub fn now() -> Time {
-    Time(Timestamp::now())
 }

@@ -3,11 +3,11 @@
 //! cannot be observed at all (missing target, no router). The write is unconditional (no
 //! resourceVersion): only the leader writes a Canary's status.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use super::effects::now;
 use super::workloads::FIELD_MANAGER;
 use crate::crd::Canary;
 use crate::crd::status::{CanaryStatus, condition_types};
@@ -28,6 +28,11 @@ pub async fn write(
     object.status = Some(status.clone());
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
     api.replace_status(name, &params, &object).await.map(|stored| stored.status)
+}
+
+/// `lastTransitionTime` stamp for conditions written outside the rollout core.
+fn now() -> Time {
+    Time(Timestamp::now())
 }
 
 fn set(

@@ -136,6 +136,17 @@ mod tests {
         SelectorLabel { key: "app".into(), value: "podinfo".into() }
     }
 
+    fn route_ctx<'a>(spec: &'a CanarySpec, label: &'a SelectorLabel) -> RouteContext<'a> {
+        RouteContext {
+            namespace: "test",
+            name: "podinfo",
+            uid: None,
+            spec,
+            affinity_cookie: None,
+            selector: label,
+        }
+    }
+
     fn mock_router() -> (KubernetesRouter, Handle) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         (KubernetesRouter::new(Client::new(service, "default")), handle)
@@ -174,14 +185,7 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext {
-            namespace: "test",
-            name: "podinfo",
-            uid: None,
-            spec: &spec,
-            affinity_cookie: None,
-            selector: &label,
-        };
+        let ctx = route_ctx(&spec, &label);
         let server = tokio::spawn(async move {
             let sent = respond(
                 &mut handle,
@@ -206,14 +210,7 @@ mod tests {
         let (router, _handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext {
-            namespace: "test",
-            name: "podinfo",
-            uid: None,
-            spec: &spec,
-            affinity_cookie: None,
-            selector: &label,
-        };
+        let ctx = route_ctx(&spec, &label);
         for routes in
             [Routes { primary: 90, canary: 10, mirrored: false }, Routes { mirrored: true, ..Routes::STABLE }]
         {
@@ -234,14 +231,7 @@ mod tests {
             let (router, mut handle) = mock_router();
             let spec = spec();
             let label = label();
-            let ctx = RouteContext {
-                namespace: "test",
-                name: "podinfo",
-                uid: None,
-                spec: &spec,
-                affinity_cookie: None,
-                selector: &label,
-            };
+            let ctx = route_ctx(&spec, &label);
             let reply = service_with_selector(selector.clone());
             let server = tokio::spawn(async move {
                 respond(&mut handle, Method::GET, "/api/v1/namespaces/test/services/podinfo", 200, reply)
@@ -262,14 +252,7 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext {
-            namespace: "test",
-            name: "podinfo",
-            uid: None,
-            spec: &spec,
-            affinity_cookie: None,
-            selector: &label,
-        };
+        let ctx = route_ctx(&spec, &label);
         let server = tokio::spawn(async move {
             respond(
                 &mut handle,
@@ -315,14 +298,7 @@ mod tests {
         let (router, mut handle) = mock_router();
         let spec = spec();
         let label = label();
-        let ctx = RouteContext {
-            namespace: "test",
-            name: "podinfo",
-            uid: None,
-            spec: &spec,
-            affinity_cookie: None,
-            selector: &label,
-        };
+        let ctx = route_ctx(&spec, &label);
         let server = tokio::spawn(async move {
             let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "forbidden", "reason": "Forbidden", "code": 403});
             respond(&mut handle, Method::PATCH, APPLY, 403, status).await;

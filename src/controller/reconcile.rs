@@ -78,11 +78,7 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
         add_finalizer(&ctx.client, canary, FINALIZER).await.map_err(ReconcileError::Finalizer)?;
         return Ok(Action::await_change());
     }
-    let key = format!(
-        "{}/{}",
-        canary.metadata.namespace.as_deref().unwrap_or_default(),
-        canary.metadata.name.as_deref().unwrap_or_default()
-    );
+    let key = status_key(canary);
     if ctx.written.is_stale(&key, canary.status.as_ref()) {
         // Our last status write has not reached the cache yet; its watch event will trigger
         // the next reconcile (the requeue is a safety net).
@@ -147,6 +143,15 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
 }
 
 /// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the
+/// `namespace/name`, the key of the written-status record.
+fn status_key(canary: &Canary) -> String {
+    format!(
+        "{}/{}",
+        canary.metadata.namespace.as_deref().unwrap_or_default(),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// analysis interval.
 async fn blocked(
     canary: &Canary,
@@ -160,11 +165,7 @@ async fn blocked(
     let next = status::blocked(current, reason, &message, canary.metadata.generation);
     if &next != current {
         let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
-        let key = format!(
-            "{}/{}",
-            canary.metadata.namespace.as_deref().unwrap_or_default(),
-            canary.metadata.name.as_deref().unwrap_or_default()
-        );
+        let key = status_key(canary);
         ctx.written.record(key, stored);
         publish_warning(ctx, canary, reason, &message).await;
     }

@@ -28,6 +28,9 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
+# No incremental caches: a one-off test build does not reuse them and they double the target size.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 echo "==> cargo fmt --check"
 cargo fmt --check
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"

@@ -1,8 +1,6 @@
 //! Discovery, create/get/list with selectors, update conflicts, generation and the status subresource.
 
-mod common;
-
-use common::{bounded, code, reason, start};
+use crate::common::{bounded, code, reason, start};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
     Api, ResourceExt,

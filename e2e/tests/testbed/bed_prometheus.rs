@@ -1,11 +1,9 @@
 //! Real Prometheus scrapes the proxy and the pods: the builtin Istio and kubernetes queries
 //! return real values, and an `-errors-50` canary shows its error rate.
 
-mod common;
-
 use std::{path::Path, time::Duration};
 
-use common::{bed_bounded, bed_config, init_tracing};
+use crate::common::{bed_bounded, bed_config, init_tracing};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{Api, api::PostParams};
 use serin_e2e::{

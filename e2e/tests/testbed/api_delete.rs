@@ -1,8 +1,6 @@
 //! Deletion with finalizers and deletionTimestamp; ownerReferences garbage collection.
 
-mod common;
-
-use common::{bounded, code, start};
+use crate::common::{bounded, code, start};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api, ResourceExt,

@@ -1,11 +1,9 @@
 //! CustomResourceDefinitions registered through the API: discovery, schema validation and
 //! pruning, CEL rules, Serin's own CRDs, and a kube-runtime Controller reconciling a CRD.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{bounded, code, start};
+use crate::common::{bounded, code, start};
 use futures::StreamExt;
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Namespace},

@@ -2,11 +2,9 @@
 //! the deployment controller, rolls on template changes, and stops processes on scale-down and
 //! deletion.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bed_bounded, init_tracing};
+use crate::common::{bed_bounded, init_tracing};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api,

@@ -1,11 +1,9 @@
 //! Watches: from a resourceVersion, initial state, bookmarks, selector transitions, 410 Gone,
 //! and kube-runtime's watcher and reflector converging across a forced relist.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bounded, start, start_with};
+use crate::common::{bounded, start, start_with};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
 use kube::{

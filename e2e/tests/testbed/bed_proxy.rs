@@ -1,11 +1,9 @@
 //! The weighted proxy routes by the apex Service's selector (Serin's `kubernetes` router) and
 //! follows a selector switch; it exports Istio-shaped metrics.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bed_bounded, init_tracing};
+use crate::common::{bed_bounded, init_tracing};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
     Api,
@@ -142,8 +140,8 @@ async fn proxy_follows_a_service_selector_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_splits_by_httproute_weights() {
     init_tracing();
-    common::bed_bounded(async {
-        let bed = serin_e2e::TestBed::start(common::bed_config()).await.expect("test bed");
+    crate::common::bed_bounded(async {
+        let bed = serin_e2e::TestBed::start(crate::common::bed_config()).await.expect("test bed");
         let client = bed.client();
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let services: Api<Service> = Api::namespaced(client.clone(), "default");

@@ -1,8 +1,6 @@
 //! Merge, JSON and strategic merge patches; server-side apply ownership, conflicts and force.
 
-mod common;
-
-use common::{bounded, code, reason, start};
+use crate::common::{bounded, code, reason, start};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
     Api,

@@ -1,10 +1,8 @@
 //! Leases and Events as ordinary objects, deletecollection, and all-namespaces watches.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bounded, code, start};
+use crate::common::{bounded, code, start};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     coordination::v1::Lease,

@@ -2,11 +2,9 @@
 //! `kustomize-controller` field manager, a revert commit brings the cluster back (down to the
 //! running pods), and a removed manifest is pruned.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{bed_bounded, bed_config, init_tracing};
+use crate::common::{bed_bounded, bed_config, init_tracing};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
     Api,

@@ -1,11 +1,9 @@
 //! `TestBed::start` brings everything up fast, writes a working kubeconfig with Serin's CRDs
 //! registered, the alert receiver stores what it gets, and shutdown kills every process.
 
-mod common;
-
 use std::{path::Path, time::Duration};
 
-use common::{bed_bounded, bed_config, init_tracing};
+use crate::common::{bed_bounded, bed_config, init_tracing};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, api::ListParams};
 use serde_json::json;

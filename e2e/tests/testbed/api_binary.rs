@@ -1,10 +1,8 @@
 //! The `serin-testbed-api` binary: serves on the given port and writes a working kubeconfig.
 
-mod common;
-
 use std::{process::Stdio, time::Duration};
 
-use common::bounded;
+use crate::common::bounded;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api,

@@ -1,0 +1,11 @@
+//! Serin's integration tests in one binary (one link instead of one per file keeps the target
+//! small): CRDs, `serin validate`, built-in metrics, Prometheus, Git, routers and the controller
+//! against the Kubernetes API stand-in.
+
+mod builtin_metrics;
+mod controller_blue_green;
+mod crds;
+mod gitops_git_server;
+mod prometheus;
+mod routers_stand_in;
+mod validate;

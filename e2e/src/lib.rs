@@ -31,6 +31,7 @@ pub mod patch;
 pub mod prometheus;
 pub mod proxy;
 pub mod resource;
+pub mod scenario;
 pub mod schema;
 pub mod selector;
 pub mod server;

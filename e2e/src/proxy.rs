@@ -18,8 +18,9 @@
 //!   must be registered: [`HTTPROUTE_CRD`] is a minimal one (`TestBed` applies it).
 //! - Every answer gets the header [`WORKLOAD_HEADER`] naming the Deployment that served it;
 //!   the demo app's own headers (`x-demo-version`, `x-demo-pod`) are passed through.
-//! - Metrics, one series per destination Deployment and response code, labelled as Istio's
-//!   destination sidecar would (`reporter="destination"`, `destination_workload`,
+//! - Metrics, one series per reporter, destination Deployment and response code, labelled as
+//!   Istio's gateway and destination sidecar would (`reporter="source"` and
+//!   `reporter="destination"`, `destination_workload`,
 //!   `destination_workload_namespace`, `destination_service_name`,
 //!   `destination_service_namespace`, `destination_app`, `response_code`):
 //!   `istio_requests_total` and the `istio_request_duration_milliseconds` histogram. An
@@ -297,9 +298,12 @@ async fn handle(State(state): State<Arc<ProxyState>>, req: Request) -> Response 
             (StatusCode::SERVICE_UNAVAILABLE, text(StatusCode::SERVICE_UNAVAILABLE, format!("{msg}\n")))
         }
     };
-    let labels = destination_labels(pod, &namespace, &service, status);
-    state.requests.inc(labels.clone());
-    state.durations.observe(labels, start.elapsed().as_secs_f64() * 1000.0);
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    for reporter in REPORTERS {
+        let labels = request_labels(reporter, pod, &namespace, &service, status);
+        state.requests.inc(labels.clone());
+        state.durations.observe(labels, elapsed_ms);
+    }
     let mut response = response;
     if let Ok(v) = HeaderValue::from_str(&pod.deployment) {
         response.headers_mut().insert(HeaderName::from_static(WORKLOAD_HEADER), v);
@@ -378,10 +382,21 @@ async fn forward(http: &reqwest::Client, req: Request, url: &str) -> Result<Resp
     Ok(response)
 }
 
-fn destination_labels(pod: &Endpoint, namespace: &str, service: &str, status: StatusCode) -> Labels {
+/// The proxy is both the calling gateway (`reporter="source"`, what the Gateway API builtins
+/// for Istio query) and the destination sidecar (`reporter="destination"`, what the `istio`
+/// builtins query); Istio reports every request from both sides too.
+const REPORTERS: [&str; 2] = ["source", "destination"];
+
+fn request_labels(
+    reporter: &str,
+    pod: &Endpoint,
+    namespace: &str,
+    service: &str,
+    status: StatusCode,
+) -> Labels {
     let app = pod.labels.get("app").map(String::as_str).unwrap_or(&pod.deployment);
     metrics::labels(&[
-        ("reporter", "destination"),
+        ("reporter", reporter),
         ("source_workload", "testbed-proxy"),
         ("destination_workload", &pod.deployment),
         ("destination_workload_namespace", &pod.namespace),

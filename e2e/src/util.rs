@@ -41,15 +41,20 @@ pub fn http_client() -> Result<reqwest::Client, BedError> {
         .build()?)
 }
 
-/// Where the `serin-demo-app` binary is: `$SERIN_DEMO_APP`, else next to the running
-/// executable or one directory up (test binaries live in `target/<profile>/deps`).
+/// Where the `serin-demo-app` binary is (see [`find_binary`]).
 pub fn find_demo_app() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SERIN_DEMO_APP") {
+    find_binary("SERIN_DEMO_APP", "serin-demo-app")
+}
+
+/// Where a binary of this workspace is: the path in `$env_var`, else `name` next to the
+/// running executable or one directory up (test binaries live in `target/<profile>/deps`).
+pub fn find_binary(env_var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
         return Some(PathBuf::from(path));
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir, dir.parent().unwrap_or(dir)].iter().map(|d| d.join("serin-demo-app")).find(|p| p.is_file())
+    [dir, dir.parent().unwrap_or(dir)].iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// Finds `name` in `$PATH` or returns [`BedError::Missing`] with `hint`.

@@ -1,0 +1,163 @@
+//! `serin controller` as a child process of the test bed: started with the bed's kubeconfig,
+//! logging to a file, killed by PID (SIGKILL for crash tests, SIGTERM for a clean stop).
+
+use std::{
+    fs::OpenOptions,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::error::BedError;
+
+/// How to start one `serin controller` process.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The `serin` binary.
+    pub serin: PathBuf,
+    /// Kubeconfig of the API stand-in.
+    pub kubeconfig: PathBuf,
+    /// `--provider`: the default router for canaries that name none.
+    pub provider: String,
+    /// `--metrics-server`: Prometheus for builtin metrics.
+    pub metrics_server: String,
+    /// `--gateway-metrics`: whose metrics the Gateway API builtins query.
+    pub gateway_metrics: String,
+    /// `--listen` address for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+    /// `--leader-election` with this identity, or none.
+    pub leader_identity: Option<String>,
+    /// `--git-cache-dir`.
+    pub git_cache_dir: PathBuf,
+    /// Where stdout and stderr go (appended, so restarts keep one log).
+    pub log_file: PathBuf,
+}
+
+/// A running (or stopped) controller process.
+#[derive(Debug)]
+pub struct ControllerProcess {
+    config: ControllerConfig,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl ControllerProcess {
+    /// Starts the controller.
+    pub fn start(config: ControllerConfig) -> Result<Self, BedError> {
+        let mut process = ControllerProcess { config, child: None, starts: 0 };
+        process.restart()?;
+        Ok(process)
+    }
+
+    /// Starts the controller again after [`Self::kill`] or [`Self::terminate`] (a no-op while
+    /// it runs).
+    pub fn restart(&mut self) -> Result<(), BedError> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let c = &self.config;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&c.log_file)
+            .map_err(BedError::io(format!("open {}", c.log_file.display())))?;
+        let err = log.try_clone().map_err(BedError::io("clone the log file handle"))?;
+        let mut command = Command::new(&c.serin);
+        command
+            .arg("controller")
+            .args(["--provider", &c.provider])
+            .args(["--metrics-server", &c.metrics_server])
+            .args(["--gateway-metrics", &c.gateway_metrics])
+            .args(["--listen", &c.listen])
+            .args(["--cluster-name", "testbed"])
+            .args(["--log-format", "text"])
+            .arg("--git-cache-dir")
+            .arg(&c.git_cache_dir)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("RUST_LOG", std::env::var("SERIN_E2E_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        if let Some(identity) = &c.leader_identity {
+            command.args(["--leader-election", "--lease-namespace", "serin-system", "--identity", identity]);
+        }
+        let child =
+            command.spawn().map_err(BedError::io(format!("start {} controller", c.serin.display())))?;
+        self.child = Some(child);
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// PID of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// How many times the process was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// Whether the process is alive (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// SIGKILL: a crash, no cleanup, no lease release.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait up to `grace` for a clean exit (then SIGKILL). Returns whether it
+    /// exited on its own with status 0.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let sent =
+            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().is_ok_and(|s| s.success());
+        let deadline = Instant::now() + grace;
+        while sent && Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// The log file (all starts).
+    pub fn log_file(&self) -> &Path {
+        &self.config.log_file
+    }
+
+    /// The last `lines` lines of the log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.config.log_file).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Where the `serin` binary is: `$SERIN_BIN`, else next to the running executable.
+pub fn find_serin() -> Option<PathBuf> {
+    crate::util::find_binary("SERIN_BIN", "serin")
+}

@@ -1,0 +1,73 @@
+//! End-to-end scenarios: the real `serin` binary (`serin controller`) against the test bed —
+//! Kubernetes API stand-in, simulated Deployments running the demo app, the weighted proxy,
+//! real Prometheus, a real Git server with a Flux-like sync loop, and an alert receiver. The
+//! scenario code lives in `serin_e2e::scenario` so the demo (`scripts/demo.sh`) runs the same.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use serin_e2e::BedConfig;
+use serin_e2e::scenario::{Harness, HarnessConfig, scenarios};
+
+/// Upper bound for one scenario, including start and shutdown.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("SERIN_E2E_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A harness with one controller, the `serin` binary Cargo built for this test, and the app
+/// installed at `demo:1.0.0`.
+async fn installed(replicas: usize) -> Harness {
+    init_tracing();
+    let bed =
+        BedConfig::from_env().expect("serin-demo-app is built with the workspace (cargo test --workspace)");
+    let mut config = HarnessConfig::new(env!("CARGO_BIN_EXE_serin"), bed);
+    config.replicas = replicas;
+    let mut h = Harness::start(config).await.expect("test bed and controller start");
+    h.install("demo:1.0.0").await.expect("app installed and initialised");
+    h
+}
+
+async fn bounded<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(SCENARIO_TIMEOUT, f).await.expect("scenario finished in time");
+}
+
+/// Scenarios 1 and 2: a healthy release is promoted, then an erroring one is rolled back and
+/// reverted in Git.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_release_is_promoted_then_erroring_release_is_reverted() {
+    bounded(async {
+        let mut h = installed(1).await;
+        let promoted = scenarios::healthy_release_is_promoted(&mut h, "demo:2.0.0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "promoted {} through weights {:?} in {:?}",
+            promoted.commit, promoted.weights, promoted.duration
+        );
+        let rollback =
+            scenarios::bad_release_is_rolled_back(&mut h, "demo:3.0.0-errors-50", "request-success-rate")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "rolled back {} on {} in {:?} after the first failed check ({:?} of exposure); revert {}",
+            rollback.commit,
+            rollback.failing_metric,
+            rollback.rollback_time,
+            rollback.exposure,
+            rollback.revert
+        );
+        h.shutdown().await;
+    })
+    .await;
+}

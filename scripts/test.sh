@@ -4,24 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use; installed only when missing.
-packages=()
-command -v git >/dev/null 2>&1 || packages+=(git)
-# Real Prometheus (and promtool) for the metric-provider tests; openssl makes their TLS cert
-# and the webhook disableTLS test's self-signed one.
-command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
-command -v openssl >/dev/null 2>&1 || packages+=(openssl)
-# git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
-for pkg in pkg-config libssl-dev zlib1g-dev; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")
-done
-if ((${#packages[@]})); then
-  echo "==> installing ${packages[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
-fi
+# System packages (git, prometheus, openssl, C libraries), when missing.
+source scripts/install-deps.sh
 
 # Rust components the checks use.
 for component in rustfmt clippy; do

@@ -24,6 +24,10 @@ const TRACKING_OPT_OUT: [&str; 2] = ["serin.dev/config-tracking", "flagger.app/c
 /// Why the world could not be observed; reported in status and Events, and retried.
 #[derive(Debug, Error)]
 pub enum ObserveError {
+    /// The spec breaks Serin's semantic rules (the ones the CRD schema and CEL cannot say);
+    /// every problem with its field path.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
     /// The Canary has no namespace.
     #[error("canary has no namespace")]
     NoNamespace,

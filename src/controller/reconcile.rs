@@ -15,6 +15,7 @@ use super::gather::gather;
 use super::observe::{self, ObserveError};
 use super::status;
 use super::workloads::{WorkloadError, add_finalizer};
+use crate::crd::validation::validate_canary;
 use crate::crd::{Canary, CanaryPhase};
 use crate::rollout;
 use crate::router::{RouteContext, RouterError};
@@ -48,6 +49,7 @@ impl ReconcileError {
 
 fn reason_of(error: &ObserveError) -> &'static str {
     match error {
+        ObserveError::InvalidSpec(_) => "InvalidSpec",
         ObserveError::NoNamespace => "InvalidCanary",
         ObserveError::TargetNotFound { .. } => "TargetNotFound",
         ObserveError::Selector(_) => "NoSelectorLabel",
@@ -87,6 +89,17 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     let provider = canary.spec.provider_or(ctx.settings.default_provider);
     let current = canary.status.clone().unwrap_or_default();
     let interval = rollout::interval(&canary.spec);
+
+    // A spec the API server accepted can still break rules only Serin knows (e.g. weights on
+    // the blue/green-only `kubernetes` router): nothing moves until it is fixed. Deletion
+    // still runs, so a bad Canary can always be removed.
+    if !deleting {
+        let problems = validate_canary(&canary.spec, Some(ctx.settings.default_provider));
+        if !problems.is_empty() {
+            let text = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            return blocked(canary, ctx, &current, &ObserveError::InvalidSpec(text), interval).await;
+        }
+    }
 
     // Observe: caches, plus the router's current split.
     let router = match ctx.routers.router(provider) {
@@ -142,7 +155,6 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     Ok(Action::requeue(plan.requeue_after))
 }
 
-/// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the
 /// `namespace/name`, the key of the written-status record.
 fn status_key(canary: &Canary) -> String {
     format!(
@@ -152,6 +164,7 @@ fn status_key(canary: &Canary) -> String {
     )
 }
 
+/// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the
 /// analysis interval.
 async fn blocked(
     canary: &Canary,

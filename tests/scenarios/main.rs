@@ -59,6 +59,7 @@ async fn healthy_release_is_promoted_then_erroring_release_is_reverted() {
             scenarios::bad_release_is_rolled_back(&mut h, "demo:3.0.0-errors-50", "request-success-rate")
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
+        scenarios::check_rollback_time(&h, &rollback).unwrap_or_else(|e| panic!("{e}"));
         println!(
             "rolled back {} on {} in {:?} after the first failed check ({:?} of exposure); revert {}",
             rollback.commit,
@@ -67,6 +68,54 @@ async fn healthy_release_is_promoted_then_erroring_release_is_reverted() {
             rollback.exposure,
             rollback.revert
         );
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 3: a slow release is rolled back on latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_release_is_rolled_back_on_latency() {
+    bounded(async {
+        let mut h = installed(1).await;
+        let rollback =
+            scenarios::bad_release_is_rolled_back(&mut h, "demo:2.0.0-slow-800", "request-duration")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        scenarios::check_rollback_time(&h, &rollback).unwrap_or_else(|e| panic!("{e}"));
+        println!("rolled back on {} in {:?}", rollback.failing_metric, rollback.rollback_time);
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 7: Prometheus stopped mid-analysis holds the canary; when it is back the release
+/// is promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_holds_the_canary() {
+    bounded(async {
+        let mut h = installed(1).await;
+        let promoted = scenarios::prometheus_outage_holds_the_canary(&mut h, "demo:2.0.0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "promoted after the outage through weights {:?} in {:?}",
+            promoted.weights, promoted.duration
+        );
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 9: invalid Canaries are refused or reported with the field path; the controller
+/// keeps releasing the valid one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_reported_and_others_keep_going() {
+    bounded(async {
+        let mut h = installed(1).await;
+        scenarios::bad_input_is_reported_and_others_keep_going(&mut h, "demo:2.0.0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         h.shutdown().await;
     })
     .await;

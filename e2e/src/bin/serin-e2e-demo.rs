@@ -91,6 +91,7 @@ async fn demo(h: &mut Harness, good: &str, bad: &str) -> Result<(), BedError> {
     );
     println!("\n### Scenario 2: an erroring release is rolled back and reverted in Git");
     let rollback = scenarios::bad_release_is_rolled_back(h, bad, "request-success-rate").await?;
+    scenarios::check_rollback_time(h, &rollback)?;
     println!(
         "    rolled back {bad} on {}: {:.1}s after the first failed check, {:.1}s after it first got traffic",
         rollback.failing_metric,

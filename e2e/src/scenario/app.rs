@@ -15,6 +15,8 @@ pub struct App {
     pub name: String,
     /// Replicas of the Deployment in Git.
     pub replicas: i32,
+    /// The Canary's `spec.provider`.
+    pub provider: String,
     /// The Canary's `spec.analysis` (see [`App::new`] for the default).
     pub analysis: Value,
     /// Whether the Canary reverts failed releases in Git (`spec.gitops`).
@@ -32,6 +34,7 @@ impl App {
             namespace: namespace.into(),
             name: name.into(),
             replicas: 2,
+            provider: "gatewayapi:v1".into(),
             analysis: json!({
                 "interval": "2s",
                 "threshold": 2,
@@ -56,7 +59,7 @@ impl App {
     /// The Canary object.
     pub fn canary(&self) -> Value {
         let mut spec = json!({
-            "provider": "gatewayapi:v1",
+            "provider": self.provider,
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.name},
             "progressDeadlineSeconds": 60,
             "service": {

@@ -5,6 +5,10 @@ use std::{
     fs::OpenOptions,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -33,26 +37,32 @@ pub struct ControllerConfig {
     pub log_file: PathBuf,
 }
 
-/// A running (or stopped) controller process.
-#[derive(Debug)]
+/// A running (or stopped) controller process. Clones are handles to the same process, so a
+/// chaos task can kill it while a scenario runs; the last handle dropped kills it.
+#[derive(Debug, Clone)]
 pub struct ControllerProcess {
     config: ControllerConfig,
-    child: Option<Child>,
-    starts: u32,
+    child: Arc<Mutex<Option<Child>>>,
+    starts: Arc<AtomicU32>,
 }
 
 impl ControllerProcess {
     /// Starts the controller.
     pub fn start(config: ControllerConfig) -> Result<Self, BedError> {
-        let mut process = ControllerProcess { config, child: None, starts: 0 };
+        let process = ControllerProcess { config, child: Arc::default(), starts: Arc::default() };
         process.restart()?;
         Ok(process)
     }
 
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Starts the controller again after [`Self::kill`] or [`Self::terminate`] (a no-op while
     /// it runs).
-    pub fn restart(&mut self) -> Result<(), BedError> {
-        if self.is_running() {
+    pub fn restart(&self) -> Result<(), BedError> {
+        let mut slot = self.child();
+        if running(&mut slot) {
             return Ok(());
         }
         let c = &self.config;
@@ -84,36 +94,29 @@ impl ControllerProcess {
         }
         let child =
             command.spawn().map_err(BedError::io(format!("start {} controller", c.serin.display())))?;
-        self.child = Some(child);
-        self.starts += 1;
+        *slot = Some(child);
+        self.starts.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     /// PID of the running process.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child().as_ref().map(Child::id)
     }
 
     /// How many times the process was started.
     pub fn starts(&self) -> u32 {
-        self.starts
+        self.starts.load(Ordering::SeqCst)
     }
 
     /// Whether the process is alive (reaps it if it exited).
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.child = None;
-                false
-            }
-            None => false,
-        }
+    pub fn is_running(&self) -> bool {
+        running(&mut self.child())
     }
 
     /// SIGKILL: a crash, no cleanup, no lease release.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -121,8 +124,8 @@ impl ControllerProcess {
 
     /// SIGTERM and wait up to `grace` for a clean exit (then SIGKILL). Returns whether it
     /// exited on its own with status 0.
-    pub fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
+    pub fn terminate(&self, grace: Duration) -> bool {
+        let Some(mut child) = self.child().take() else { return false };
         let sent =
             Command::new("kill").args(["-TERM", &child.id().to_string()]).status().is_ok_and(|s| s.success());
         let deadline = Instant::now() + grace;
@@ -153,7 +156,20 @@ impl ControllerProcess {
 
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
-        self.kill();
+        if Arc::strong_count(&self.child) == 1 {
+            self.kill();
+        }
+    }
+}
+
+fn running(slot: &mut Option<Child>) -> bool {
+    match slot.as_mut().map(Child::try_wait) {
+        Some(Ok(None)) => true,
+        Some(_) => {
+            *slot = None;
+            false
+        }
+        None => false,
     }
 }
 

@@ -180,7 +180,7 @@ impl Harness {
         if let Some(load) = self.load.take() {
             load.stop().await;
         }
-        for c in &mut self.controllers {
+        for c in &self.controllers {
             c.terminate(Duration::from_secs(10));
         }
         let Harness { bed, .. } = self;

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Harness, RELEASE_TIMEOUT, observe::Snapshot, tag};
+use super::{
+    Harness, RELEASE_TIMEOUT,
+    observe::{POLL, Snapshot},
+    tag,
+};
 use crate::error::BedError;
 
 /// Requests sent through the proxy to check who serves the app.
@@ -95,17 +99,7 @@ pub async fn bad_release_is_rolled_back(
     let first_failure = run.iter().find(|s| s.failed_checks > 0).map(|s| s.at).unwrap_or(failed.at);
     let first_traffic =
         run.iter().find(|s| s.phase == "Progressing" && s.weight > 0).map_or(failed.at, |s| s.at);
-    // Issue 9's bound: interval × threshold plus one scrape (1 s), plus the observer's polling.
-    let interval = parse_seconds(h.app.analysis["interval"].as_str().unwrap_or("0s"));
-    let threshold = h.app.analysis["threshold"].as_u64().unwrap_or(1) as u32;
-    let bound = interval * threshold + Duration::from_secs(1) + 2 * super::observe::POLL;
     let rollback_time = failed.at.saturating_sub(first_failure);
-    check(rollback_time <= bound, || {
-        format!(
-            "rollback took {rollback_time:?} after the first failed check (bound {bound:?}):\n{}",
-            h.observer.render()
-        )
-    })?;
     let failing_metric = run
         .iter()
         .flat_map(|s| s.analysis.iter())
@@ -247,4 +241,170 @@ fn quarantined_revisions(status: &Value) -> Vec<String> {
         .as_array()
         .map(|items| items.iter().filter_map(|r| r["revision"].as_str().map(String::from)).collect())
         .unwrap_or_default()
+}
+
+/// Checks issue 9's bound on a rollback: all traffic back on the primary within
+/// `interval × threshold` plus one scrape (1 s) of the first failed check, plus the observer's
+/// polling. Not for runs where the controller is being killed.
+pub fn check_rollback_time(h: &Harness, rollback: &Rollback) -> Result<(), BedError> {
+    let interval = parse_seconds(h.app.analysis["interval"].as_str().unwrap_or("0s"));
+    let threshold = h.app.analysis["threshold"].as_u64().unwrap_or(1) as u32;
+    let bound = interval * threshold + Duration::from_secs(1) + 2 * POLL;
+    check(rollback.rollback_time <= bound, || {
+        format!(
+            "rollback took {:?} after the first failed check (bound {bound:?}):\n{}",
+            rollback.rollback_time,
+            h.observer.render()
+        )
+    })
+}
+
+/// Scenario 7: Prometheus stops while the canary is at its first step. The canary does not
+/// advance (every check errors and counts as failed), then Prometheus comes back and the
+/// release is promoted. The analysis threshold is raised to 8 so the outage (3 intervals)
+/// stays below it.
+pub async fn prometheus_outage_holds_the_canary(h: &mut Harness, image: &str) -> Result<Promotion, BedError> {
+    h.app.analysis["threshold"] = serde_json::json!(8);
+    let interval = parse_seconds(h.app.analysis["interval"].as_str().unwrap_or("2s"));
+    let from = h.observer.elapsed();
+    let commit = h.release(image).await?;
+    let first_step = h
+        .observer
+        .wait_for_after(from, "to route traffic to the canary", Duration::from_secs(30), |s| {
+            s.phase == "Progressing" && s.weight > 0
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    h.step("stop Prometheus in the middle of the analysis");
+    h.bed.prometheus_mut().stop();
+    let stopped = h.observer.elapsed();
+    tokio::time::sleep(interval * 3).await;
+    // A tick already running when Prometheus stopped may still use its last answer.
+    let settled = stopped + interval;
+    let during: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= settled).collect();
+    let held = h.observer.timeline().into_iter().filter(|s| s.at <= settled).map(|s| s.weight).max();
+    let held = held.unwrap_or(first_step.weight);
+    check(during.iter().all(|s| s.weight <= held && s.phase == "Progressing"), || {
+        format!("the canary moved while Prometheus was down (held weight {held}):\n{}", h.observer.render())
+    })?;
+    let errored =
+        during.iter().any(|s| s.failed_checks > 0 && s.analysis.iter().any(|m| m.ends_with(" error")));
+    check(errored, || {
+        format!("no errored, counted check while Prometheus was down:\n{}", h.observer.render())
+    })?;
+    h.step("start Prometheus again: the analysis resumes and the release is promoted");
+    h.bed.prometheus_mut().restart().await?;
+    let done = release_outcome(h, from).await?;
+    check(done.phase == "Succeeded", || format!("release ended {}:\n{}", done.phase, h.observer.render()))?;
+    expect_primary_serves(h, tag(image)).await?;
+    h.commit = commit.clone();
+    let run: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= from).collect();
+    Ok(Promotion { commit, weights: progressing_weights(&run), duration: done.at.saturating_sub(from) })
+}
+
+/// Scenario 9: bad input. A Canary breaking a CEL rule is refused by the API with the field
+/// path; a Canary the API accepts but Serin cannot run (weights on the blue/green-only
+/// `kubernetes` router), committed to Git, is reported in its status and a Warning Event with
+/// the field path; meanwhile the healthy app is still released and promoted.
+pub async fn bad_input_is_reported_and_others_keep_going(
+    h: &mut Harness,
+    image: &str,
+) -> Result<(), BedError> {
+    h.step("apply a Canary with both stepWeight and iterations: the API refuses it");
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(h.bed.client(), &h.app.namespace, &super::observe::canary_resource());
+    let mut broken = h.app.clone();
+    broken.name = "broken".into();
+    broken.analysis["iterations"] = serde_json::json!(5);
+    let object: kube::api::DynamicObject = serde_json::from_value(broken.canary())
+        .map_err(|e| BedError::Parse(format!("canary manifest: {e}")))?;
+    match api.create(&kube::api::PostParams::default(), &object).await {
+        Err(kube::Error::Api(status)) => {
+            check(status.code == 422 && status.message.contains("spec.analysis"), || {
+                format!("expected 422 naming spec.analysis, got {} {}", status.code, status.message)
+            })?
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
+            return Err(BedError::Process("the API accepted a Canary with stepWeight and iterations".into()));
+        }
+    }
+
+    h.step("commit a Canary with weights on the kubernetes (blue/green) router: Serin reports it");
+    let mut legacy = super::app::App::new(&h.app.namespace, "legacy", &h.bed.alerts().url());
+    legacy.provider = "kubernetes".into();
+    legacy.replicas = 1;
+    legacy.gitops = false;
+    let manifests = legacy.manifests("demo:1.0.0");
+    h.bed
+        .commit_and_sync(
+            &[(&legacy.path(), Some(&manifests))],
+            "deploy legacy 1.0.0",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let observer =
+        super::observe::CanaryObserver::start(h.bed.client(), &legacy.namespace, &legacy.name, false);
+    let reported = observer
+        .wait_for("to report its invalid spec", Duration::from_secs(30), |s| {
+            conditions_mention(&s.status, "InvalidSpec", "spec.analysis")
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    check(reported.weight == 0, || "the invalid canary routed traffic".into())?;
+    wait_for_warning_event(h, &legacy.name, "InvalidSpec").await?;
+
+    h.step("the other canary is still released");
+    healthy_release_is_promoted(h, image).await?;
+    Ok(())
+}
+
+fn conditions_mention(status: &Value, reason: &str, text: &str) -> bool {
+    status["conditions"].as_array().is_some_and(|conditions| {
+        conditions.iter().any(|c| {
+            c["reason"].as_str() == Some(reason) && c["message"].as_str().is_some_and(|m| m.contains(text))
+        })
+    })
+}
+
+/// Waits for a Warning Event about Canary `name` with `reason`.
+async fn wait_for_warning_event(h: &Harness, name: &str, reason: &str) -> Result<(), BedError> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: kube::Api<Event> = kube::Api::namespaced(h.bed.client(), &h.app.namespace);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = events.list(&kube::api::ListParams::default()).await?;
+        let found = list.items.iter().any(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        });
+        if found {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(BedError::Timeout(
+                Duration::from_secs(20),
+                format!("Warning Event {reason} for {name}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every revert commit Serin made (Git commits with its `Serin-Action: revert` trailer).
+pub async fn revert_commits(h: &Harness) -> Result<Vec<crate::git::CommitInfo>, BedError> {
+    let log = h.bed.git().log().await?;
+    Ok(log.into_iter().filter(|c| c.message.contains("Serin-Action: revert")).collect())
+}
+
+/// How many "Promoted" alerts the receiver got for the app.
+pub fn promoted_alerts(h: &Harness) -> usize {
+    let header = format!("{}.{}: Promoted", h.app.name, h.app.namespace);
+    h.bed
+        .alerts()
+        .received()
+        .iter()
+        .filter(|a| a.body["blocks"][0]["text"]["text"].as_str() == Some(&header))
+        .count()
 }

@@ -120,3 +120,63 @@ async fn bad_input_is_reported_and_others_keep_going() {
     })
     .await;
 }
+
+/// Scenario 4: a confirm-promotion gate holds the release until it is opened through the
+/// load tester.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_gate_holds_promotion_until_opened() {
+    bounded(async {
+        let mut h = installed(1).await;
+        scenarios::manual_gate_holds_promotion(&mut h, "demo:2.0.0").await.unwrap_or_else(|e| panic!("{e}"));
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 5: a failing pre-rollout webhook fails the release; a rollback webhook aborts
+/// one in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_webhooks_fail_the_release() {
+    bounded(async {
+        let mut h = installed(1).await;
+        scenarios::failing_webhooks_fail_the_release(&mut h, "demo:2.0.0", "demo:2.0.1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 6: SIGKILL at random moments during scenarios 1 and 2 changes no outcome. The
+/// seed comes from `SERIN_E2E_CHAOS_SEED` or the clock, and is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_crashes_change_no_outcome() {
+    bounded(async {
+        let seed =
+            std::env::var("SERIN_E2E_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        println!("chaos seed {seed} (SERIN_E2E_CHAOS_SEED={seed} repeats it)");
+        let mut h = installed(1).await;
+        let kills = scenarios::crashes_change_nothing(&mut h, "demo:2.0.0", "demo:3.0.0-errors-50", seed)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        println!("{kills} kills, {} controller starts", h.controllers[0].starts());
+        assert!(kills >= 3, "the controller was killed only {kills} times");
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 8: two replicas; only the leader acts; killing it hands over the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_failover_finishes_the_release() {
+    bounded(async {
+        let mut h = installed(2).await;
+        scenarios::leader_failover(&mut h, "demo:2.0.0").await.unwrap_or_else(|e| panic!("{e}"));
+        h.shutdown().await;
+    })
+    .await;
+}

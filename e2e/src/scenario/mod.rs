@@ -10,7 +10,9 @@
 //! (`serin-e2e-demo`).
 
 pub mod app;
+pub mod chaos;
 pub mod controller;
+pub mod loadtester;
 pub mod observe;
 pub mod scenarios;
 
@@ -71,6 +73,8 @@ pub struct Harness {
     pub image: String,
     /// The commit that put it there.
     pub commit: String,
+    /// The `serin` binary (for the load tester).
+    pub serin: PathBuf,
     live: bool,
     /// The bed (dropped last).
     pub bed: TestBed,
@@ -106,6 +110,7 @@ impl Harness {
             app,
             image: String::new(),
             commit: String::new(),
+            serin: config.serin,
             live: config.live,
             bed,
         })
@@ -143,6 +148,15 @@ impl Harness {
         Ok(sha)
     }
 
+    /// Commits a change of the app's Canary alone (same image: no new revision, no release),
+    /// e.g. after changing [`App::analysis`]; waits for the sync.
+    pub async fn configure(&mut self, what: &str) -> Result<(), BedError> {
+        self.step(&format!("commit a Canary change to Git: {what}"));
+        let image = self.image.clone();
+        self.commit = self.commit_image(&image, &format!("{}: {what}", self.app.name)).await?;
+        Ok(())
+    }
+
     async fn commit_image(&mut self, image: &str, message: &str) -> Result<String, BedError> {
         let manifests = self.app.manifests(image);
         let sha = self
@@ -175,15 +189,16 @@ impl Harness {
         BedError::Process(format!("{e}\n{}", logs.join("\n")))
     }
 
-    /// Stops the load, the controllers and the bed.
-    pub async fn shutdown(mut self) {
-        if let Some(load) = self.load.take() {
+    /// Stops the observer, the load, the controllers and the bed, in that order.
+    pub async fn shutdown(self) {
+        let Harness { load, observer, controllers, bed, .. } = self;
+        drop(observer);
+        if let Some(load) = load {
             load.stop().await;
         }
-        for c in &self.controllers {
+        for c in &controllers {
             c.terminate(Duration::from_secs(10));
         }
-        let Harness { bed, .. } = self;
         bed.shutdown().await;
     }
 }

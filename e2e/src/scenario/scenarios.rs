@@ -265,6 +265,7 @@ pub fn check_rollback_time(h: &Harness, rollback: &Rollback) -> Result<(), BedEr
 /// stays below it.
 pub async fn prometheus_outage_holds_the_canary(h: &mut Harness, image: &str) -> Result<Promotion, BedError> {
     h.app.analysis["threshold"] = serde_json::json!(8);
+    h.configure("threshold 8").await?;
     let interval = parse_seconds(h.app.analysis["interval"].as_str().unwrap_or("2s"));
     let from = h.observer.elapsed();
     let commit = h.release(image).await?;
@@ -407,4 +408,203 @@ pub fn promoted_alerts(h: &Harness) -> usize {
         .iter()
         .filter(|a| a.body["blocks"][0]["text"]["text"].as_str() == Some(&header))
         .count()
+}
+
+/// Scenario 6: the controller is SIGKILLed at random moments (and restarted) during a
+/// healthy release and a bad one. Same outcomes: the good one promoted once, the bad one
+/// never promoted, rolled back, and exactly one revert commit. Returns the number of kills.
+pub async fn crashes_change_nothing(
+    h: &mut Harness,
+    good: &str,
+    bad: &str,
+    seed: u64,
+) -> Result<u32, BedError> {
+    h.step(&format!("SIGKILL the controller at random moments (seed {seed})"));
+    let chaos = super::chaos::Chaos::start(h.controllers[0].clone(), seed);
+    let promoted = healthy_release_is_promoted(h, good).await;
+    let from = h.observer.elapsed();
+    let rolled_back = match &promoted {
+        Ok(_) => Some(bad_release_is_rolled_back(h, bad, "request-success-rate").await),
+        Err(_) => None,
+    };
+    let kills = chaos.stop().await;
+    promoted?;
+    let rollback = rolled_back.transpose()?.ok_or_else(|| BedError::Process("no rollback ran".into()))?;
+    let bad_run: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= from).collect();
+    check(!bad_run.iter().any(|s| s.phase == "Promoting" || s.phase == "Succeeded"), || {
+        format!("the failing release was promoted:\n{}", h.observer.render())
+    })?;
+    // Let a restarted controller finish anything it had in flight, then count.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reverts = revert_commits(h).await?;
+    check(reverts.len() == 1 && reverts[0].sha == rollback.revert, || {
+        format!(
+            "expected exactly the revert {}, got {:?}",
+            rollback.revert,
+            reverts.iter().map(|c| &c.sha).collect::<Vec<_>>()
+        )
+    })?;
+    let promotions = promoted_alerts(h);
+    check(promotions <= 1, || format!("{promotions} Promoted alerts for one promotion"))?;
+    Ok(kills)
+}
+
+/// Scenario 4: a confirm-promotion gate on the load tester holds the release at
+/// `WaitingPromotion` until the gate is opened, then it is promoted.
+pub async fn manual_gate_holds_promotion(h: &mut Harness, image: &str) -> Result<(), BedError> {
+    let tester = super::loadtester::LoadTester::start(&h.serin, &h.bed.dir().join("loadtester.log")).await?;
+    h.app.analysis["webhooks"] = serde_json::json!([
+        {"name": "approval", "type": "confirm-promotion", "url": format!("{}/gate/check", tester.url())}
+    ]);
+    h.configure("confirm-promotion gate").await?;
+    let interval = parse_seconds(h.app.analysis["interval"].as_str().unwrap_or("2s"));
+    let from = h.observer.elapsed();
+    let commit = h.release(image).await?;
+    let waiting = h
+        .observer
+        .wait_for_after(from, "to wait for approval", RELEASE_TIMEOUT, |s| s.phase == "WaitingPromotion")
+        .await
+        .map_err(|e| h.with_log(e))?;
+    h.step("the gate is closed: the release waits");
+    tokio::time::sleep(interval * 3).await;
+    let held: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= waiting.at).collect();
+    check(held.iter().all(|s| s.phase == "WaitingPromotion"), || {
+        format!("the release moved on while the gate was closed:\n{}", h.observer.render())
+    })?;
+    h.step("open the gate through the load tester");
+    let opened = h.observer.elapsed();
+    tester.open_gate(&h.app.namespace, &h.app.name).await?;
+    let done = h
+        .observer
+        .wait_for_after(opened, "to be promoted after approval", RELEASE_TIMEOUT, |s| {
+            s.phase == "Succeeded" || s.phase == "Failed"
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    check(done.phase == "Succeeded", || format!("release ended {}:\n{}", done.phase, h.observer.render()))?;
+    expect_primary_serves(h, tag(image)).await?;
+    h.commit = commit;
+    h.app.analysis["webhooks"] = Value::Null;
+    Ok(())
+}
+
+/// Scenario 5: a failing pre-rollout webhook fails a release before it gets any traffic;
+/// a rollback webhook that starts answering 200 aborts a release in progress.
+pub async fn failing_webhooks_fail_the_release(
+    h: &mut Harness,
+    first: &str,
+    second: &str,
+) -> Result<(), BedError> {
+    let tester = super::loadtester::LoadTester::start(&h.serin, &h.bed.dir().join("loadtester.log")).await?;
+    let good = h.image.clone();
+    h.app.analysis["webhooks"] = serde_json::json!([
+        {"name": "smoke", "type": "pre-rollout", "url": format!("{}/gate/halt", tester.url())}
+    ]);
+    h.configure("pre-rollout smoke test").await?;
+    let from = h.observer.elapsed();
+    let commit = h.release(first).await?;
+    let done = release_outcome(h, from).await?;
+    check(done.phase == "Failed", || format!("release ended {}:\n{}", done.phase, h.observer.render()))?;
+    let run: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= from).collect();
+    check(run.iter().all(|s| s.weight == 0), || {
+        format!("traffic reached a release whose pre-rollout hook failed:\n{}", h.observer.render())
+    })?;
+    expect_primary_serves(h, tag(&good)).await?;
+    let revert = wait_for_revert(h, &commit).await?;
+    h.bed.sync().wait_for_revision(&revert.sha, Duration::from_secs(20)).await?;
+    h.image = good.clone();
+    h.observer
+        .wait_for("to settle after the revert", Duration::from_secs(30), |s| s.phase == "Initialized")
+        .await
+        .map_err(|e| h.with_log(e))?;
+
+    h.step("a rollback webhook aborts a release in progress");
+    h.app.analysis["webhooks"] = serde_json::json!([
+        {"name": "abort", "type": "rollback", "url": format!("{}/gate/check", tester.url())}
+    ]);
+    h.configure("rollback webhook").await?;
+    let from = h.observer.elapsed();
+    h.release(second).await?;
+    h.observer
+        .wait_for_after(from, "to route traffic to the canary", Duration::from_secs(30), |s| {
+            s.phase == "Progressing" && s.weight > 0
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    tester.open_gate(&h.app.namespace, &h.app.name).await?;
+    let done = release_outcome(h, from).await?;
+    check(done.phase == "Failed" && done.weight == 0, || {
+        format!("the rollback hook did not abort the release:\n{}", h.observer.render())
+    })?;
+    expect_primary_serves(h, tag(&good)).await?;
+    h.app.analysis["webhooks"] = Value::Null;
+    Ok(())
+}
+
+/// Scenario 8: two controller replicas with leader election. Only the lease holder acts
+/// (every Event comes from it); SIGKILL it mid-release and the other takes the lease and
+/// finishes the release.
+pub async fn leader_failover(h: &mut Harness, image: &str) -> Result<(), BedError> {
+    let leader = wait_for_leader(h, None).await?;
+    let before = events_by_instance(h).await?;
+    check(before.iter().all(|i| *i == leader), || {
+        format!("Events from {before:?} while {leader} held the lease")
+    })?;
+    let from = h.observer.elapsed();
+    h.release(image).await?;
+    h.observer
+        .wait_for_after(from, "to route traffic to the canary", Duration::from_secs(30), |s| {
+            s.phase == "Progressing" && s.weight > 0
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    let index: usize = leader.trim_start_matches("serin-").parse().unwrap_or(0);
+    h.step(&format!("SIGKILL the leader {leader}"));
+    h.controllers[index].kill();
+    let successor = wait_for_leader(h, Some(&leader)).await?;
+    h.step(&format!("{successor} took the lease"));
+    let done = release_outcome(h, from).await?;
+    check(done.phase == "Succeeded", || format!("release ended {}:\n{}", done.phase, h.observer.render()))?;
+    expect_primary_serves(h, tag(image)).await?;
+    let after = events_by_instance(h).await?;
+    check(after.iter().all(|i| *i == leader || *i == successor) && after.contains(&successor), || {
+        format!("Events from {after:?}; expected {leader} then {successor}")
+    })?;
+    Ok(())
+}
+
+/// The holder of the `serin-leader` Lease once it is someone other than `not`.
+async fn wait_for_leader(h: &Harness, not: Option<&str>) -> Result<String, BedError> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(h.bed.client(), "serin-system");
+    let timeout = Duration::from_secs(45);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let holder = leases
+            .get_opt("serin-leader")
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|id| !id.is_empty() && Some(id.as_str()) != not);
+        if let Some(holder) = holder {
+            return Ok(holder);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(h.with_log(BedError::Timeout(timeout, format!("a lease holder other than {not:?}"))));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `reportingInstance` of every Event about the app's Canary.
+async fn events_by_instance(h: &Harness) -> Result<Vec<String>, BedError> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: kube::Api<Event> = kube::Api::namespaced(h.bed.client(), &h.app.namespace);
+    let list = events.list(&kube::api::ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Canary"))
+        .map(|e| e.reporting_instance.unwrap_or_default())
+        .collect())
 }

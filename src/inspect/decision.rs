@@ -72,6 +72,19 @@ pub enum RollbackCause {
     },
 }
 
+impl std::fmt::Display for RollbackCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackCause::FailedChecks { count, threshold } => {
+                write!(f, "failed checks {count}/{threshold}")
+            }
+            RollbackCause::NoDataDeadline { waited, deadline } => {
+                write!(f, "no data for {waited}s, past the {deadline}s progress deadline")
+            }
+        }
+    }
+}
+
 /// What the analysis decides at one tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -122,12 +135,7 @@ impl std::fmt::Display for Decision {
                 write!(f, "hold (no data, {waited}s of the {deadline}s progress deadline)")
             }
             Decision::FailedCheck { count, threshold } => write!(f, "failed check {count}/{threshold}"),
-            Decision::RollBack(RollbackCause::FailedChecks { count, threshold }) => {
-                write!(f, "ROLL BACK (failed checks {count}/{threshold})")
-            }
-            Decision::RollBack(RollbackCause::NoDataDeadline { waited, deadline }) => {
-                write!(f, "ROLL BACK (no data for {waited}s, past the {deadline}s progress deadline)")
-            }
+            Decision::RollBack(cause) => write!(f, "ROLL BACK ({cause})"),
             Decision::Ended => f.write_str("-"),
         }
     }
@@ -337,13 +345,16 @@ mod tests {
         outcomes.iter().enumerate().map(|(i, o)| sim.step(&s, 60 * i as i64, *o)).collect()
     }
 
+    /// name, analysis, router, tick outcomes → decisions.
+    type Case = (&'static str, serde_json::Value, Provider, Vec<TickOutcome>, Vec<Decision>);
+
     #[test]
     fn decisions_per_strategy() {
         use Decision::*;
         use TickOutcome::{Fail as F, Hold as H, Pass as P};
         let fc = |count, threshold| FailedCheck { count, threshold };
         let back = |count, threshold| RollBack(RollbackCause::FailedChecks { count, threshold });
-        let cases: Vec<(&str, serde_json::Value, Provider, Vec<TickOutcome>, Vec<Decision>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "weights to promotion",
                 json!({"stepWeight": 20, "maxWeight": 60}),

@@ -109,7 +109,11 @@ impl ReplayReport {
     /// One sentence: where the run would have ended.
     pub fn summary(&self) -> String {
         if let Some(t) = self.rollback() {
-            format!("would have rolled back at {} ({}) at weight {}", rfc3339(t.time), t.decision, t.weight)
+            let why = match t.decision {
+                Decision::RollBack(cause) => cause.to_string(),
+                _ => String::new(),
+            };
+            format!("would have rolled back at {} at weight {}: {why}", rfc3339(t.time), t.weight)
         } else if let Some(t) = self.promotion() {
             format!("would have promoted at {}", rfc3339(t.time))
         } else {

@@ -1,6 +1,7 @@
 //! Text output of `serin check` and `serin replay`, pure: value and threshold formatting,
 //! aligned tables, and the exit codes.
 
+use crate::analysis::prometheus::collapse_whitespace;
 use crate::crd::status::{MetricResult, Verdict};
 
 /// `serin check` exit code: every metric passed.
@@ -82,7 +83,8 @@ pub fn align(rows: &[Vec<String>]) -> Vec<String> {
 }
 
 /// The `serin check` table: one line per metric (metric, value, threshold, verdict, rendered
-/// query), and under each metric that did not pass its reason (`why:`) and hint (`hint:`).
+/// query on one line, as it is sent), and under each metric that did not pass its reason
+/// (`why:`) and hint (`hint:`).
 pub fn check_table(rows: &[CheckRow]) -> String {
     let mut lines = vec![vec![
         "METRIC".to_string(),
@@ -98,7 +100,7 @@ pub fn check_table(rows: &[CheckRow]) -> String {
             value(r.value),
             threshold(r.threshold_min, r.threshold_max, row.comparative),
             verdict(r.verdict).into(),
-            r.query.clone().unwrap_or_else(|| "-".into()),
+            r.query.as_deref().map_or_else(|| "-".into(), collapse_whitespace),
         ]);
     }
     let aligned = align(&lines);
@@ -210,7 +212,10 @@ mod tests {
                 hint: None,
             },
             CheckRow {
-                result: result("lat", Some(250.0), None, Some(500.0), Verdict::Pass),
+                result: MetricResult {
+                    query: Some("q_\n   lat".into()),
+                    ..result("lat", Some(250.0), None, Some(500.0), Verdict::Pass)
+                },
                 comparative: false,
                 hint: None,
             },
@@ -229,7 +234,7 @@ mod tests {
 METRIC                VALUE  THRESHOLD     VERDICT  QUERY
 request-success-rate  98     >= 99         fail     q_request-success-rate
   why:  because request-success-rate
-lat                   250    <= 500        pass     q_lat
+lat                   250    <= 500        pass     q_ lat
 errors                -      <= 1          no data  q_errors
   why:  because errors
   hint: no series of x

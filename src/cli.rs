@@ -1,5 +1,6 @@
-//! Command-line interface: `serin crds`, `serin validate`, `serin status`, the operator actions
-//! (`promote`, `abort`, `retry`, `pause`, `resume`), `serin loadtester` and `serin version`.
+//! Command-line interface: `serin crds`, `serin validate`, `serin check`, `serin replay`,
+//! `serin status`, the operator actions (`promote`, `abort`, `retry`, `pause`, `resume`),
+//! `serin loadtester` and `serin version`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ use crate::controller::{
 use crate::crd::annotations::Action;
 use crate::crd::duration::parse_duration;
 use crate::crd::{self, Provider};
+use crate::inspect::check::{self as checking, Options};
+use crate::inspect::replay::{self, ReplayError};
+use crate::inspect::source::{self, Loaded, SourceError};
+use crate::inspect::table;
 use crate::loadtester::bench::{self, BenchError, BenchPlan};
 use crate::loadtester::{self, LoadtesterError, load::Limits};
 use crate::manifest;
@@ -53,6 +58,27 @@ pub enum Command {
         /// `--provider`); when not given, provider-specific rules apply only to canaries that name one.
         #[arg(long, value_parser = parse_provider)]
         default_provider: Option<Provider>,
+    },
+    /// Run every metric check of a Canary against Prometheus now and print a table (metric,
+    /// value, threshold, verdict, rendered query, and a hint for empty results). Exit code 0:
+    /// all passed; 1: a check failed; 2: no data or errors (or the command could not run).
+    Check(AnalysisArgs),
+    /// Re-evaluate a Canary's analysis over a past window, tick by tick: each metric's value
+    /// and verdict, and the decision (advance, hold, failed check, promote, roll back). Exit
+    /// code 0: no rollback in the window; 1: it would have rolled back; 2: could not run.
+    Replay {
+        /// The Canary and where to query.
+        #[command(flatten)]
+        source: AnalysisArgs,
+        /// Start of the window: RFC 3339, Unix seconds, `now` or `now-DURATION`.
+        #[arg(long)]
+        from: String,
+        /// End of the window (same forms; default `now`).
+        #[arg(long, default_value = "now")]
+        to: String,
+        /// Time between evaluations (default: the Canary's `analysis.interval`).
+        #[arg(long, value_name = "DURATION")]
+        step: Option<String>,
     },
     /// Run the controller: watch Canaries and their targets, shift traffic, judge, promote or
     /// roll back (and revert in Git).
@@ -122,6 +148,66 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// Which Canary `serin check` and `serin replay` analyse, and where they query.
+#[derive(Debug, clap::Args)]
+pub struct AnalysisArgs {
+    /// A Canary manifest (file, or directory holding one Canary), or the name of a Canary in
+    /// the cluster of the kubeconfig when no such path exists.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub canary: String,
+    /// Namespace: of the Canary in the cluster (default: the kubeconfig's), or for a
+    /// manifest without one (default `default`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// MetricTemplate manifests (files or directories), besides those next to the Canary.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub templates: Vec<PathBuf>,
+    /// Prometheus URL that every query goes to (e.g. a port-forward), instead of
+    /// `spec.metricsServer` and the templates' addresses.
+    #[arg(long, env = "SERIN_PROMETHEUS", value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Traffic router for a Canary without `spec.provider` (picks the builtin queries).
+    #[arg(long, default_value = "kubernetes", value_parser = parse_provider)]
+    pub provider: Provider,
+    /// Which metrics the builtins read for Gateway API canaries: `envoy` or `istio`.
+    #[arg(long, default_value = "envoy", value_parser = ["envoy", "istio"])]
+    pub gateway_metrics: String,
+}
+
+impl AnalysisArgs {
+    fn options(&self) -> Options {
+        Options {
+            prometheus: self.prometheus.clone(),
+            default_provider: self.provider,
+            gateway: gateway_metrics(&self.gateway_metrics),
+        }
+    }
+
+    /// Loads the Canary from files, or from the cluster when `--canary` is not a path.
+    async fn load(&self) -> Result<Loaded, CliError> {
+        let path = std::path::Path::new(&self.canary);
+        if path.exists() {
+            return Ok(source::load_files(path, &self.templates, self.namespace.as_deref())?);
+        }
+        let client = ops::client().await?;
+        let namespace = self.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+        Ok(source::load_cluster(client, &self.canary, &namespace, &self.templates).await?)
+    }
+}
+
+fn gateway_metrics(text: &str) -> GatewayMetrics {
+    match text {
+        "istio" => GatewayMetrics::Istio,
+        _ => GatewayMetrics::Envoy,
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Settings of `serin loadtester`.
@@ -242,6 +328,12 @@ pub enum CliError {
     /// The controller failed.
     #[error("controller: {0}")]
     Controller(#[from] RunError),
+    /// The Canary or its templates could not be loaded.
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    /// The replay window is not usable.
+    #[error("replay: {0}")]
+    Replay(#[from] ReplayError),
 }
 
 async fn request(target: Target, action: Action) -> Result<ExitCode, CliError> {
@@ -297,6 +389,42 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check(args) => {
+            logging::init(LogFormat::Text);
+            let loaded = args.load().await?;
+            let mut out = std::io::stdout().lock();
+            for note in &loaded.notes {
+                writeln!(out, "note: {note}")?;
+            }
+            let rows = checking::check(&loaded, &args.options(), now_unix()).await;
+            writeln!(out, "canary {}/{}", loaded.namespace(), loaded.name())?;
+            write!(out, "{}", table::check_table(&rows))?;
+            let verdicts: Vec<_> = rows.iter().map(|r| r.result.verdict).collect();
+            Ok(ExitCode::from(table::check_exit_code(&verdicts)))
+        }
+        Command::Replay { source, from, to, step } => {
+            logging::init(LogFormat::Text);
+            let now = now_unix();
+            let (from, to) = (replay::parse_time(&from, now)?, replay::parse_time(&to, now)?);
+            let loaded = source.load().await?;
+            let step = replay::step_of(&loaded, step.as_deref())?;
+            let times = replay::ticks(from, to, step)?;
+            let report = replay::replay(&loaded, &source.options(), &times).await;
+            let mut out = std::io::stdout().lock();
+            for note in &loaded.notes {
+                writeln!(out, "note: {note}")?;
+            }
+            writeln!(
+                out,
+                "canary {}/{}: {} evaluations {}s apart; assumes webhooks pass and workloads stay ready",
+                loaded.namespace(),
+                loaded.name(),
+                times.len(),
+                step.as_secs()
+            )?;
+            write!(out, "{}", report.render())?;
+            Ok(ExitCode::from(if report.rollback().is_some() { table::EXIT_FAIL } else { table::EXIT_PASS }))
+        }
         Command::Promote(target) => request(target, Action::Promote).await,
         Command::Abort(target) => request(target, Action::Abort).await,
         Command::Retry(target) => request(target, Action::Retry).await,
@@ -325,10 +453,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .identity
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_else(|| format!("serin-{}", std::process::id()));
-            let gateway_metrics = match args.gateway_metrics.as_str() {
-                "istio" => GatewayMetrics::Istio,
-                _ => GatewayMetrics::Envoy,
-            };
+            let gateway_metrics = gateway_metrics(&args.gateway_metrics);
             let config = RunConfig {
                 namespace: args.namespace,
                 settings: Settings {

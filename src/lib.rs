@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod gitops;
+pub mod inspect;
 pub mod loadtester;
 pub mod manifest;
 pub mod notify;

@@ -29,7 +29,7 @@ use std::cmp::Ordering;
 
 use thiserror::Error;
 
-use crate::crd::canary::OnNoData;
+use crate::crd::canary::{ComparativeSettings, ComparisonDirection, OnNoData};
 use crate::crd::status::{MetricResult, Verdict};
 
 use super::verdict::{Judgement, effect_of};
@@ -40,6 +40,9 @@ const MAX_PAIRS: usize = 4_000_000;
 
 /// Both samples must be smaller than this (and tie-free) for the exact p-value.
 const EXACT_LIMIT: usize = 50;
+
+/// Smallest `minSamples` honoured (the CRD's minimum too): fewer samples cannot show anything.
+const MIN_SAMPLES_FLOOR: i32 = 3;
 
 /// Which change of the metric is bad.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -167,6 +170,28 @@ pub struct Comparison {
 }
 
 impl ComparativeConfig {
+    /// The judge's settings for a check: its `comparative` block, Kayenta's defaults (see
+    /// [`ComparativeConfig::default`]) for whatever is left out. Call [`Self::validate`] on
+    /// the result: the CRD's rules reject bad values, but a manifest may bypass them.
+    pub fn from_settings(settings: Option<&ComparativeSettings>) -> Self {
+        let defaults = Self::default();
+        let Some(s) = settings else { return defaults };
+        Self {
+            direction: match s.direction {
+                None => defaults.direction,
+                Some(ComparisonDirection::Increase) => Direction::Increase,
+                Some(ComparisonDirection::Decrease) => Direction::Decrease,
+                Some(ComparisonDirection::Either) => Direction::Either,
+            },
+            confidence: s.confidence.unwrap_or(defaults.confidence),
+            allowed_increase: s.allowed_increase.unwrap_or(defaults.allowed_increase),
+            allowed_decrease: s.allowed_decrease.unwrap_or(defaults.allowed_decrease),
+            min_samples: s
+                .min_samples
+                .map_or(defaults.min_samples, |n| usize::try_from(n.max(MIN_SAMPLES_FLOOR)).unwrap_or(10)),
+        }
+    }
+
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), ComparativeError> {
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
@@ -421,6 +446,39 @@ impl Comparison {
 mod tests {
     use super::*;
     use crate::analysis::verdict::Effect;
+
+    #[test]
+    fn settings_override_the_defaults_field_by_field() {
+        assert_eq!(ComparativeConfig::from_settings(None), ComparativeConfig::default());
+        assert_eq!(
+            ComparativeConfig::from_settings(Some(&ComparativeSettings::default())),
+            ComparativeConfig::default()
+        );
+        let settings = ComparativeSettings {
+            direction: Some(ComparisonDirection::Decrease),
+            confidence: Some(0.9),
+            allowed_increase: None,
+            allowed_decrease: Some(0.8),
+            min_samples: Some(25),
+        };
+        assert_eq!(
+            ComparativeConfig::from_settings(Some(&settings)),
+            ComparativeConfig {
+                direction: Direction::Decrease,
+                confidence: 0.9,
+                allowed_increase: 1.0,
+                allowed_decrease: 0.8,
+                min_samples: 25,
+            }
+        );
+        let tiny = ComparativeSettings { min_samples: Some(-4), ..Default::default() };
+        assert_eq!(ComparativeConfig::from_settings(Some(&tiny)).min_samples, 3);
+        let bad = ComparativeSettings { confidence: Some(1.5), ..Default::default() };
+        assert_eq!(
+            ComparativeConfig::from_settings(Some(&bad)).validate(),
+            Err(ComparativeError::Confidence(1.5))
+        );
+    }
 
     /// name, canary, primary → scipy's U and two-sided p, and the method used.
     type ScipyCase = (&'static str, Vec<f64>, Vec<f64>, f64, f64, PValueMethod);

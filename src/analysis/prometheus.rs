@@ -368,6 +368,74 @@ impl PrometheusProvider {
         parse_response(status, &body)
     }
 
+    /// Label names of the series matching `selector` between `start` and `end` (Unix
+    /// seconds): `GET /api/v1/labels?match[]=…`. Empty when nothing matches.
+    pub async fn label_names(
+        &self,
+        selector: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.string_list("labels", selector, start, end).await
+    }
+
+    /// Values of `label` over the series matching `selector` between `start` and `end`:
+    /// `GET /api/v1/label/<label>/values?match[]=…`.
+    pub async fn label_values(
+        &self,
+        label: &str,
+        selector: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, ProviderError> {
+        if label.is_empty() || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ProviderError::Config(format!("{label:?} is not a label name")));
+        }
+        self.string_list(&format!("label/{label}/values"), selector, start, end).await
+    }
+
+    async fn string_list(
+        &self,
+        path: &str,
+        selector: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, ProviderError> {
+        let base = format!("{}/api/v1/{path}", self.address.trim_end_matches('/'));
+        let mut url = url::Url::parse(&base).map_err(|e| ProviderError::Config(format!("{base}: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("match[]", selector)
+            .append_pair("start", &start.to_string())
+            .append_pair("end", &end.to_string());
+        let response = self.client.inner().get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                ProviderError::Timeout { address: self.address.clone(), timeout: self.timeout }
+            } else {
+                ProviderError::Unreachable { address: self.address.clone(), reason: chain(&e) }
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::BadResponse(format!("reading the body: {}", chain(&e))))?;
+        match serde_json::from_slice::<Envelope>(&body) {
+            Ok(env) if env.status == "error" => Err(ProviderError::Query {
+                error_type: env.error_type.unwrap_or_else(|| "unknown".into()),
+                message: env.error.unwrap_or_default(),
+            }),
+            _ if status >= 400 => Err(ProviderError::HttpStatus {
+                status,
+                body: excerpt(&String::from_utf8_lossy(&body), BODY_EXCERPT),
+            }),
+            Ok(env) => {
+                serde_json::from_value(env.data.unwrap_or_else(|| serde_json::Value::Array(Vec::new())))
+                    .map_err(|e| ProviderError::BadResponse(format!("expected a list of strings: {e}")))
+            }
+            Err(e) => Err(ProviderError::BadResponse(format!("not a Prometheus API response: {e}"))),
+        }
+    }
+
     fn server_timeout_ms(&self) -> i64 {
         i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX)
     }
@@ -375,14 +443,12 @@ impl PrometheusProvider {
 
 #[async_trait]
 impl MetricProvider for PrometheusProvider {
-    async fn query(&self, query: &str) -> Result<QueryOutcome, ProviderError> {
-        let response = self
-            .client
-            .query(collapse_whitespace(query))
-            .timeout(self.server_timeout_ms())
-            .get_raw()
-            .await
-            .map_err(|e| self.request_error(e))?;
+    async fn query_at(&self, query: &str, time: Option<i64>) -> Result<QueryOutcome, ProviderError> {
+        let mut request = self.client.query(collapse_whitespace(query)).timeout(self.server_timeout_ms());
+        if let Some(time) = time {
+            request = request.at(time);
+        }
+        let response = request.get_raw().await.map_err(|e| self.request_error(e))?;
         instant_outcome(self.read(response).await?)
     }
 

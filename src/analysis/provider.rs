@@ -140,9 +140,15 @@ pub enum ProviderError {
 /// `Box<dyn MetricProvider>` chosen per MetricTemplate.
 #[async_trait]
 pub trait MetricProvider: Send + Sync {
-    /// Runs an instant query "now" and reduces the result to one value, no data, or the list
-    /// of series it returned.
-    async fn query(&self, query: &str) -> Result<QueryOutcome, ProviderError>;
+    /// Runs an instant query "now" (the backend's clock) and reduces the result to one value,
+    /// no data, or the list of series it returned.
+    async fn query(&self, query: &str) -> Result<QueryOutcome, ProviderError> {
+        self.query_at(query, None).await
+    }
+
+    /// Runs an instant query evaluated at `time` (Unix seconds; `None`: the backend's "now"),
+    /// reduced like [`MetricProvider::query`]. `serin replay` evaluates past ticks with it.
+    async fn query_at(&self, query: &str, time: Option<i64>) -> Result<QueryOutcome, ProviderError>;
 
     /// Runs a range query (for the comparative judge and for replaying history).
     async fn query_range(&self, query: &str, window: RangeWindow) -> Result<RangeOutcome, ProviderError>;

@@ -140,7 +140,9 @@ pub fn prepare(
     let default_backend = Backend::Default { address: canary.spec.metrics_server.clone() };
     let metrics_provider = builtin::provider_for(canary.provider, canary.gateway);
 
-    let (template_query, backend) = if let Some(reference) = &check.template_ref {
+    // The query and, for `minRequests`, the request-count query: a builtin's comes from the
+    // router's `request-count` builtin, a MetricTemplate's from its `requestCountQuery`.
+    let (template_query, count_query, backend) = if let Some(reference) = &check.template_ref {
         let namespace = reference.namespace.as_deref().unwrap_or(canary.namespace);
         let template = lookup(namespace, &reference.name).ok_or_else(|| PrepareError::TemplateNotFound {
             namespace: namespace.to_string(),
@@ -151,14 +153,15 @@ pub fn prepare(
         }
         let backend =
             Backend::Template { namespace: namespace.to_string(), provider: template.spec.provider.clone() };
-        (template.spec.query, backend)
+        (template.spec.query, template.spec.request_count_query, backend)
     } else if let Some(query) = &check.query {
-        (query.clone(), default_backend.clone())
+        (query.clone(), None, default_backend.clone())
     } else {
         let template = metrics_provider
             .and_then(|p| builtin::builtin(p, &check.name))
             .ok_or_else(|| PrepareError::NoBuiltin { name: check.name.clone(), provider: canary.provider })?;
-        (template.spec.query, default_backend.clone())
+        let count = metrics_provider.and_then(|p| builtin::builtin(p, builtin::REQUEST_COUNT));
+        (template.spec.query, count.map(|t| t.spec.query), default_backend.clone())
     };
 
     let query = template::render(&template_query, &context(canary, check, target))?;
@@ -168,16 +171,13 @@ pub fn prepare(
         }
         _ => None,
     };
-    // Builtins know how to count requests; other checks can use minRequests only with a
-    // request-count query of their own (not in the API yet), which `judge_threshold` reports.
-    let request_query =
-        match (check.min_requests.unwrap_or(0) > 0, check.template_ref.is_none() && check.query.is_none()) {
-            (true, true) => metrics_provider
-                .and_then(|p| builtin::builtin(p, "request-count"))
-                .map(|t| template::render(&t.spec.query, &context(canary, check, target)))
-                .transpose()?,
-            _ => None,
-        };
+    // Without a request-count query `judge_threshold` reports minRequests as an error.
+    let request_query = match count_query {
+        Some(count) if check.min_requests.unwrap_or(0) > 0 => {
+            Some(template::render(&count, &context(canary, check, target))?)
+        }
+        _ => None,
+    };
     Ok(PreparedCheck { check: check.clone(), query, primary_query, request_query, backend, window })
 }
 
@@ -194,7 +194,36 @@ fn error_result(check: &MetricCheck, query: Option<String>, message: String) -> 
     result
 }
 
-async fn measure(prepared: PreparedCheck, backends: &dyn Backends, now_unix: i64) -> CheckResult {
+/// When a check is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Now: instant queries use the backend's clock; range windows (comparative checks) end at
+    /// this local Unix time.
+    Now(i64),
+    /// A past moment (Unix seconds), for every query: how `serin replay` re-evaluates history.
+    Past(i64),
+}
+
+impl At {
+    /// The Unix time range windows end at.
+    pub fn unix(self) -> i64 {
+        match self {
+            At::Now(t) | At::Past(t) => t,
+        }
+    }
+
+    /// The evaluation time to send with instant queries (`None`: the backend's now).
+    fn pinned(self) -> Option<i64> {
+        match self {
+            At::Now(_) => None,
+            At::Past(t) => Some(t),
+        }
+    }
+}
+
+/// Runs one prepared check at `at` and judges it. Never fails: a backend that cannot be
+/// reached, a rejected query or several series is an `Error` result.
+pub async fn measure(prepared: PreparedCheck, backends: &dyn Backends, at: At) -> CheckResult {
     let check = &prepared.check;
     let provider = match backends.provider(&prepared.backend).await {
         Ok(provider) => provider,
@@ -202,14 +231,19 @@ async fn measure(prepared: PreparedCheck, backends: &dyn Backends, now_unix: i64
     };
     let judgement = match &prepared.primary_query {
         None => {
-            let value = Measured::from_query(&provider.query(&prepared.query).await);
+            let value = Measured::from_query(&provider.query_at(&prepared.query, at.pinned()).await);
             let requests = match &prepared.request_query {
-                Some(q) => Some(Measured::from_query(&provider.query(q).await)),
+                Some(q) => Some(Measured::from_query(&provider.query_at(q, at.pinned()).await)),
                 None => None,
             };
             judge_threshold(check, &prepared.query, &value, requests.as_ref())
         }
         Some(primary_query) => {
+            let config = ComparativeConfig::from_settings(check.comparative.as_ref());
+            if let Err(e) = config.validate() {
+                return error_result(check, Some(prepared.query.clone()), format!("comparative: {e}"));
+            }
+            let now_unix = at.unix();
             let window = RangeWindow {
                 start: now_unix - prepared.window.as_secs() as i64,
                 end: now_unix,
@@ -227,7 +261,6 @@ async fn measure(prepared: PreparedCheck, backends: &dyn Backends, now_unix: i64
                 }
                 Err(e) => Err(format!("the {side} query failed: {e}")),
             };
-            let config = ComparativeConfig::default();
             match (samples(canary, "canary"), samples(primary, "primary")) {
                 (Ok(canary), Ok(primary)) => match compare(&canary, &primary, &config) {
                     Ok(comparison) => {
@@ -254,7 +287,7 @@ pub async fn run_metrics(
     let checks = canary.spec.analysis.metrics.as_deref().unwrap_or_default();
     let runs = checks.iter().map(|check| async move {
         match prepare(canary, check, lookup) {
-            Ok(prepared) => measure(prepared, backends, now_unix).await,
+            Ok(prepared) => measure(prepared, backends, At::Now(now_unix)).await,
             Err(e) => error_result(check, None, e.to_string()),
         }
     });
@@ -306,8 +339,36 @@ mod tests {
     }
 
     fn lookup(namespace: &str, name: &str) -> Option<MetricTemplate> {
-        (namespace == "shared" && name == "errors")
-            .then(|| template("sum(errors{ns=\"{{ namespace }}\",app=\"{{ target }}\",d=\"{{ variables.dir }}\"}[{{ interval }}])"))
+        match (namespace, name) {
+            ("shared", "errors") => Some(template(
+                "sum(errors{ns=\"{{ namespace }}\",app=\"{{ target }}\",d=\"{{ variables.dir }}\"}[{{ interval }}])",
+            )),
+            ("shared", "counted") => {
+                let mut t = template("sum(rate(errs{app=\"{{ target }}\"}[{{ interval }}]))");
+                t.spec.request_count_query =
+                    Some("sum(increase(reqs{app=\"{{ target }}\"}[{{ interval }}]))".into());
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn template_request_count_query_is_rendered_only_with_min_requests() {
+        let s = spec(json!([
+            {"name": "a", "templateRef": {"name": "counted", "namespace": "shared"}, "thresholdRange": {"max": 1}, "minRequests": 50, "interval": "2m"},
+            {"name": "b", "templateRef": {"name": "counted", "namespace": "shared"}, "thresholdRange": {"max": 1}},
+            {"name": "c", "templateRef": {"name": "errors", "namespace": "shared"}, "templateVariables": {"dir": "in"}, "thresholdRange": {"max": 1}, "minRequests": 50},
+            {"name": "d", "query": "up", "thresholdRange": {"max": 1}, "minRequests": 50}
+        ]));
+        let c = canary(&s);
+        let checks = s.analysis.metrics.clone().unwrap_or_default();
+        let requests: Vec<Option<String>> =
+            checks.iter().map(|check| prepare(&c, check, &lookup).expect("prepares").request_query).collect();
+        assert_eq!(
+            requests,
+            vec![Some("sum(increase(reqs{app=\"podinfo\"}[2m]))".to_string()), None, None, None]
+        );
     }
 
     #[test]
@@ -376,7 +437,7 @@ mod tests {
 
     #[async_trait]
     impl MetricProvider for Fake {
-        async fn query(&self, query: &str) -> Result<QueryOutcome, ProviderError> {
+        async fn query_at(&self, query: &str, _: Option<i64>) -> Result<QueryOutcome, ProviderError> {
             self.calls.lock().expect("lock").push(query.to_string());
             self.answers
                 .get(query)

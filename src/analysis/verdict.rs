@@ -14,9 +14,10 @@
 //! `minRequests` needs a second number: how many requests the canary got in the metric's
 //! window. The caller runs a *request-count query* and passes its outcome as `requests`:
 //! for builtin metrics that is the provider's `analysis/<provider>/request-count.yaml`
-//! (rendered with the same context); a MetricTemplate has no field for one yet, so a custom
-//! metric with `minRequests` gets `requests: None`, which is reported as an error rather than
-//! silently ignoring the guard. An empty or NaN count means zero requests.
+//! (rendered with the same context), for a MetricTemplate its `spec.requestCountQuery`
+//! (rendered with the same context, sent to the template's backend). An inline `query`, or a
+//! template without `requestCountQuery`, gets `requests: None`, which is reported as an error
+//! rather than silently ignoring the guard. An empty or NaN count means zero requests.
 
 use crate::crd::canary::{MetricCheck, OnNoData};
 use crate::crd::status::{MetricResult, Verdict};
@@ -160,7 +161,7 @@ fn request_guard(min_requests: i64, requests: Option<&Measured>) -> Option<(Verd
                 Verdict::Error,
                 format!(
                     "minRequests is {min_requests} but no request-count query is known for this metric \
-                     (builtins have one; custom MetricTemplates cannot use minRequests yet)"
+                     (builtins have one; give the MetricTemplate a spec.requestCountQuery)"
                 ),
             ));
         }
@@ -257,6 +258,7 @@ mod tests {
             on_no_data: None,
             min_requests: None,
             judge: None,
+            comparative: None,
         }
     }
 

@@ -709,7 +709,10 @@ pub struct AnalysisSpec {
         .field_path(".name"),
     validation = Rule::new("!(has(self.threshold) && has(self.thresholdRange))")
         .message("set thresholdRange or the deprecated threshold, not both")
-        .field_path(".threshold")
+        .field_path(".threshold"),
+    validation = Rule::new("!has(self.comparative) || (has(self.judge) && self.judge == 'comparative')")
+        .message("comparative settings need judge: comparative")
+        .field_path(".comparative")
 )]
 pub struct MetricCheck {
     /// Name of the check; `request-success-rate` and `request-duration` are builtin.
@@ -744,6 +747,60 @@ pub struct MetricCheck {
     /// Serin: how the value is judged (default `threshold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<Judge>,
+    /// Serin: settings of `judge: comparative`; Kayenta's defaults where left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparative: Option<ComparativeSettings>,
+}
+
+/// Settings of the comparative judge (canary against primary, Mann–Whitney U plus the mean
+/// ratio as effect size). A change fails the check only when it is statistically significant
+/// at `confidence` **and** the mean ratio canary/primary lies beyond `allowedIncrease` (or below
+/// `allowedDecrease`) in a watched `direction`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(self.confidence) || (double(self.confidence) > 0.0 && double(self.confidence) < 1.0)")
+        .message("confidence must lie strictly between 0 and 1, e.g. 0.98")
+        .field_path(".confidence"),
+    validation = Rule::new("!has(self.allowedDecrease) || (double(self.allowedDecrease) > 0.0 && double(self.allowedDecrease) <= 1.0)")
+        .message("allowedDecrease is a ratio in (0, 1], e.g. 0.9 tolerates 10% less")
+        .field_path(".allowedDecrease")
+)]
+pub struct ComparativeSettings {
+    /// Which change fails the canary: `increase` (latency, errors), `decrease` (success rate,
+    /// throughput) or `either` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<ComparisonDirection>,
+    /// Confidence level of the two-sided test, strictly between 0 and 1 (default 0.98).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Largest tolerated mean ratio canary/primary, at least 1 (default 1: any significant
+    /// increase fails; 1.1 tolerates +10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub allowed_increase: Option<f64>,
+    /// Smallest tolerated mean ratio canary/primary, in (0, 1] (default 1: any significant
+    /// decrease fails; 0.9 tolerates -10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_decrease: Option<f64>,
+    /// Fewer samples than this on either side is no data (default 10, at least 3). The samples
+    /// are the range query's points over the metric's interval (60 steps per interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3))]
+    pub min_samples: Option<i32>,
+}
+
+/// Which change of a compared metric is bad.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComparisonDirection {
+    /// Higher is worse.
+    Increase,
+    /// Lower is worse.
+    Decrease,
+    /// Any significant change is bad.
+    Either,
 }
 
 /// Accepted range of a metric value; either bound may be left out.

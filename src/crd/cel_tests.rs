@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::alert_provider::AlertProviderSpec;
 use super::canary::{
-    AnalysisSpec, CanarySpec, GitSource, MetricCheck, MirrorBackendRef, ScalerReplicas, SessionAffinity,
-    ThresholdRange,
+    AnalysisSpec, CanarySpec, ComparativeSettings, GitSource, MetricCheck, MirrorBackendRef, ScalerReplicas,
+    SessionAffinity, ThresholdRange,
 };
 use super::common::StringMatch;
 
@@ -98,6 +98,38 @@ fn metric_rules() {
     ];
     for (name, value, want) in cases {
         check(name, v, value, want);
+    }
+    let settings = json!({"direction": "increase", "confidence": 0.95, "allowedIncrease": 1.1});
+    check(
+        "comparative settings with the comparative judge",
+        v,
+        json!({"name": "lat", "query": "up", "judge": "comparative", "comparative": settings}),
+        None,
+    );
+    for (name, judge) in [("without judge", json!(null)), ("with the threshold judge", json!("threshold"))] {
+        let mut metric = json!({"name": "lat", "query": "up", "comparative": settings});
+        if !judge.is_null() {
+            metric["judge"] = judge;
+        }
+        check(name, v, metric, Some("comparative settings need judge: comparative"));
+    }
+    let comparative: Validate = cel!(ComparativeSettings);
+    let cases = [
+        ("empty", json!({}), None),
+        ("confidence 0.98", json!({"confidence": 0.98}), None),
+        ("confidence 1", json!({"confidence": 1}), Some("confidence must lie strictly between 0 and 1")),
+        ("confidence 0", json!({"confidence": 0.0}), Some("confidence must lie strictly between 0 and 1")),
+        ("allowedDecrease 0.9", json!({"allowedDecrease": 0.9}), None),
+        ("allowedDecrease 1", json!({"allowedDecrease": 1}), None),
+        (
+            "allowedDecrease 1.2",
+            json!({"allowedDecrease": 1.2}),
+            Some("allowedDecrease is a ratio in (0, 1]"),
+        ),
+        ("allowedDecrease 0", json!({"allowedDecrease": 0}), Some("allowedDecrease is a ratio in (0, 1]")),
+    ];
+    for (name, value, want) in cases {
+        check(name, comparative, value, want);
     }
     let range: Validate = cel!(ThresholdRange);
     check("min only", range, json!({"min": 1}), None);

@@ -32,6 +32,12 @@ pub struct MetricTemplateSpec {
     /// `{{ primary }}` placeholders.
     #[schemars(length(min = 1))]
     pub query: String,
+    /// Serin: a query with the same placeholders that counts the canary's requests in the
+    /// window, run against the same backend; a check with `minRequests` that uses this template
+    /// compares its value with `minRequests` (empty or NaN counts as 0). Without it such a
+    /// check is an error, never a silent pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_count_query: Option<String>,
 }
 
 /// Metrics backends, with Flagger's type strings. Serin runs `prometheus` (and any

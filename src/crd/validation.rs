@@ -360,6 +360,11 @@ pub fn validate_metric_template(spec: &MetricTemplateSpec) -> Vec<FieldError> {
     if let Err(e) = template::check(&spec.query) {
         p.push("spec.query", e.to_string());
     }
+    if let Some(count) = &spec.request_count_query
+        && let Err(e) = template::check(count)
+    {
+        p.push("spec.requestCountQuery", e.to_string());
+    }
     p.0
 }
 
@@ -745,6 +750,12 @@ mod tests {
         assert_eq!(
             template(|t| t["query"] = json!("up{a=\"{{ target }\"}")),
             vec!["spec.query: unclosed placeholder starting at byte 6: expected }}",]
+        );
+        assert_eq!(
+            template(|t| t["requestCountQuery"] = json!("sum(x{a=\"{{ tagret }}\"})")),
+            vec![
+                "spec.requestCountQuery: unknown placeholder {{ tagret }}: use name, namespace, target, service, ingress, route, interval, primary or variables.KEY",
+            ]
         );
 
         let provider = |value: Value| {

@@ -91,7 +91,9 @@ pub use observed::{Observed, Operations, Readiness, Routes};
 pub use plan::{Effect, EventType, NotificationKind, Operation, Plan};
 pub use report::{AnalysisReport, CheckKind, CheckResult, Gates, Needs};
 pub use schedule::wait_before_tick;
-pub use steps::{interval, max_weight, mirror, next_promotion_weight, next_weight, strategy};
+pub use steps::{
+    interval, iterations, max_weight, mirror, next_promotion_weight, next_weight, strategy, threshold,
+};
 
 use tick::Tick;
 

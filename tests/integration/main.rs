@@ -3,6 +3,7 @@
 //! against the Kubernetes API stand-in.
 
 mod builtin_metrics;
+mod check_replay;
 mod controller_blue_green;
 mod crds;
 mod gitops_git_server;

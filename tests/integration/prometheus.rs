@@ -40,7 +40,7 @@ const STEP: i64 = 15;
 /// Number of backfilled samples per series.
 const POINTS: i64 = 120;
 
-fn find_binary(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
     let env_name = format!("SERIN_{}_BIN", name.to_uppercase());
     if let Some(path) = std::env::var_os(env_name) {
         let path = PathBuf::from(path);
@@ -55,20 +55,20 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 }
 
 /// Prints past the test harness' output capture, so a skip is never silent.
-fn loud(message: &str) {
+pub(crate) fn loud(message: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "\n{}\n{message}\n{}\n", "!".repeat(78), "!".repeat(78));
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = StdListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
 
 /// A Prometheus process started by this test; killed by PID when dropped.
-struct PrometheusProcess {
-    child: Child,
-    address: String,
+pub(crate) struct PrometheusProcess {
+    pub(crate) child: Child,
+    pub(crate) address: String,
     /// Serving HTTPS with a self-signed certificate.
     tls: bool,
     _dir: tempfile::TempDir,
@@ -152,10 +152,21 @@ fn openmetrics(end: i64) -> String {
 }
 
 fn start_prometheus(prometheus: &Path, promtool: &Path, last_sample: i64) -> PrometheusProcess {
+    launch(prometheus, promtool, &openmetrics(last_sample), true)
+}
+
+/// Starts Prometheus on 127.0.0.1 (no auth, no TLS) over the backfilled OpenMetrics `text`.
+pub(crate) fn start_plain(prometheus: &Path, promtool: &Path, text: &str) -> PrometheusProcess {
+    launch(prometheus, promtool, text, false)
+}
+
+/// Backfills `text` with promtool and starts Prometheus; `secure`: basic auth and, when
+/// openssl is there, TLS.
+fn launch(prometheus: &Path, promtool: &Path, text: &str, secure: bool) -> PrometheusProcess {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let input = dir.path().join("backfill.om");
-    std::fs::write(&input, openmetrics(last_sample)).expect("write backfill");
+    std::fs::write(&input, text).expect("write backfill");
     let out = Command::new(promtool)
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&input)
@@ -170,8 +181,9 @@ fn start_prometheus(prometheus: &Path, promtool: &Path, last_sample: i64) -> Pro
     );
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
-    let mut web_config = format!("basic_auth_users:\n  {USER}: {PASSWORD_BCRYPT}\n");
-    let tls = self_signed_certificate(dir.path());
+    let mut web_config =
+        if secure { format!("basic_auth_users:\n  {USER}: {PASSWORD_BCRYPT}\n") } else { String::new() };
+    let tls = secure && self_signed_certificate(dir.path());
     if tls {
         web_config.push_str("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n");
     }
@@ -221,7 +233,7 @@ fn authed(address: &str) -> PrometheusProvider {
     PrometheusProvider::new(&config).expect("provider")
 }
 
-async fn wait_healthy(provider: &PrometheusProvider, process: &mut PrometheusProcess) {
+pub(crate) async fn wait_healthy(provider: &PrometheusProvider, process: &mut PrometheusProcess) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match provider.health().await {

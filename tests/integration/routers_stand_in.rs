@@ -264,9 +264,9 @@ async fn istio_lifecycle_and_adoption() {
     let user = json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
         "metadata": {"name": "shop", "namespace": NS}, "spec": user_spec});
     vs.patch("shop", &PatchParams::apply("argocd"), &Patch::Apply(&user)).await.expect("user applies");
-    let mut shop = spec("istio", json!({}), json!({}));
+    let mut shop = self::spec("istio", json!({}), json!({}));
     shop.service.name = Some("shop".into());
-    let ctx = ctx(&shop, &label);
+    let ctx = self::ctx(&shop, &label);
     router.reconcile(&ctx).await.expect("adopted");
     router.set_routes(&ctx, split(60, 40)).await.expect("set");
     let live = get(&vs, "shop").await;
@@ -364,13 +364,13 @@ async fn nginx_clones_the_ingress_and_leaves_it_alone() {
     assert_eq!(get(&ingresses, "podinfo").await, before, "the original Ingress is untouched");
 
     // A/B by header.
-    let ab = spec(
+    let ab = self::spec(
         "nginx",
         json!({}),
         json!({"stepWeight": null, "iterations": 5,
         "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}),
     );
-    let ctx = ctx(&ab, &label);
+    let ctx = self::ctx(&ab, &label);
     router.set_routes(&ctx, split(0, 100)).await.expect("a/b on");
     let live = get(&ingresses, "podinfo-canary").await;
     assert_eq!(live["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header"], "x-canary");

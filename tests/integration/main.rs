@@ -7,5 +7,6 @@ mod controller_blue_green;
 mod crds;
 mod gitops_git_server;
 mod prometheus;
+mod rbac;
 mod routers_stand_in;
 mod validate;

@@ -5,6 +5,7 @@
 mod builtin_metrics;
 mod controller_blue_green;
 mod crds;
+mod deploy_manifests;
 mod gitops_git_server;
 mod prometheus;
 mod rbac;

@@ -333,7 +333,7 @@ fn the_type_check_catches_a_misspelt_field() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 2\n  selector: {matchLabels: {a: b}}\n  template:\n    spec:\n      containers: [{name: c, image: i, readinesProbe: {}}]\n",
     )
     .expect("yaml");
-    let err = typed::<Deployment>(&doc).err().expect("rejected");
+    let err = typed::<Deployment>(&doc).expect_err("rejected");
     assert!(err.contains("readinesProbe"), "{err}");
     let monitor: Value = serde_norway::from_str(
         "apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata: {name: x}\nspec:\n  selector: {}\n  podMetricEndpoints: []\n",
@@ -538,7 +538,7 @@ fn helm_chart_agrees_with_its_values_and_the_base() {
     // Flags the templates pass exist on `serin controller`.
     let re = regex::Regex::new(r"- (--[a-z-]+)").expect("regex");
     let controller = std::fs::read_to_string(chart.join("templates/controller.yaml")).expect("template");
-    let help = Cli::try_parse_from(["serin", "controller", "--help"]).err().expect("help").to_string();
+    let help = Cli::try_parse_from(["serin", "controller", "--help"]).expect_err("help").to_string();
     for flag in re.captures_iter(&controller).map(|c| c[1].to_string()) {
         assert!(help.contains(&flag), "the chart passes {flag}, which `serin controller` does not take");
     }

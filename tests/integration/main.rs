@@ -4,6 +4,7 @@
 
 mod builtin_metrics;
 mod controller_blue_green;
+mod controller_limits;
 mod crds;
 mod deploy_manifests;
 mod gitops_git_server;

@@ -465,14 +465,14 @@ async fn every_router_carries_a_release_driven_by_the_engine() {
 /// mirroring where the router has them) through every router, which talks to the API with
 /// `router_client` (the RBAC test passes one that impersonates Serin's ServiceAccount).
 pub(crate) async fn every_router_release(client: &Client, router_client: &Client) {
-    crd(&client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1", "v1beta1"]).await;
-    crd(&client, "networking.istio.io", "VirtualService", "virtualservices", &["v1beta1"]).await;
-    crd(&client, "networking.istio.io", "DestinationRule", "destinationrules", &["v1beta1"]).await;
-    crd(&client, "split.smi-spec.io", "TrafficSplit", "trafficsplits", &["v1alpha2", "v1alpha1", "v1alpha3"])
+    crd(client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1", "v1beta1"]).await;
+    crd(client, "networking.istio.io", "VirtualService", "virtualservices", &["v1beta1"]).await;
+    crd(client, "networking.istio.io", "DestinationRule", "destinationrules", &["v1beta1"]).await;
+    crd(client, "split.smi-spec.io", "TrafficSplit", "trafficsplits", &["v1alpha2", "v1alpha1", "v1alpha3"])
         .await;
-    crd(&client, "traefik.io", "TraefikService", "traefikservices", &["v1alpha1"]).await;
-    crd(&client, "projectcontour.io", "HTTPProxy", "httpproxies", &["v1"]).await;
-    let ingresses = api(&client, "networking.k8s.io", "v1", "Ingress", "ingresses");
+    crd(client, "traefik.io", "TraefikService", "traefikservices", &["v1alpha1"]).await;
+    crd(client, "projectcontour.io", "HTTPProxy", "httpproxies", &["v1"]).await;
+    let ingresses = api(client, "networking.k8s.io", "v1", "Ingress", "ingresses");
     let label = label();
     let canary = |primary, canary| split(primary, canary);
     let weighted = json!({"stepWeight": 10, "maxWeight": 30,

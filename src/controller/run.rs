@@ -150,7 +150,8 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
     // Leadership: standbys keep caches warm and act on nothing.
     let leader = match &config.leader_election {
         Some((namespace, identity)) => {
-            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "serin-leader")
+            let lease = super::shard::lease_name(config.settings.shard);
+            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease)
                 .with_namespace(namespace)
                 .with_identity(identity)
                 .with_duration(15)
@@ -199,6 +200,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         alerts: Dispatcher::start(DispatchConfig::default(), metrics.alerts.clone()),
         leader: leader.clone(),
         written: Default::default(),
+        admitted: Default::default(),
     });
 
     let listener =

@@ -26,9 +26,9 @@ fn init_tracing() {
     });
 }
 
-/// A harness with one controller, the `serin` binary Cargo built for this test, and the app
-/// installed at `demo:1.0.0`.
-async fn installed(replicas: usize) -> Harness {
+/// A harness with `replicas` controllers and the `serin` binary Cargo built for this test;
+/// nothing installed yet.
+async fn started(replicas: usize) -> Harness {
     init_tracing();
     let bed =
         BedConfig::from_env().expect("serin-demo-app is built with the workspace (cargo test --workspace)");
@@ -37,7 +37,12 @@ async fn installed(replicas: usize) -> Harness {
         std::env::var_os("SERIN_BIN").map_or_else(|| env!("CARGO_BIN_EXE_serin").into(), PathBuf::from);
     let mut config = HarnessConfig::new(serin, bed);
     config.replicas = replicas;
-    let mut h = Harness::start(config).await.expect("test bed and controller start");
+    Harness::start(config).await.expect("test bed and controller start")
+}
+
+/// [`started`], with the app installed at `demo:1.0.0`.
+async fn installed(replicas: usize) -> Harness {
+    let mut h = started(replicas).await;
     h.install("demo:1.0.0").await.expect("app installed and initialised");
     h
 }
@@ -72,6 +77,26 @@ async fn healthy_release_is_promoted_then_erroring_release_is_reverted() {
             rollback.exposure,
             rollback.revert
         );
+        h.shutdown().await;
+    })
+    .await;
+}
+
+/// Scenario 1 with the `kubernetes` router: a blue/green release keeps users on the primary
+/// during the analysis and is promoted by switching the apex Service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_release_is_promoted_through_the_kubernetes_router() {
+    bounded(async {
+        let mut h = started(1).await;
+        h.app.provider = "kubernetes".into();
+        h.app.analysis["stepWeight"] = serde_json::Value::Null;
+        h.app.analysis["maxWeight"] = serde_json::Value::Null;
+        h.app.analysis["iterations"] = serde_json::json!(3);
+        h.install("demo:1.0.0").await.unwrap_or_else(|e| panic!("{e}"));
+        let promoted = scenarios::blue_green_release_is_promoted(&mut h, "demo:2.0.0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("blue/green promotion in {:?}", promoted.duration);
         h.shutdown().await;
     })
     .await;

@@ -61,8 +61,8 @@ impl HarnessConfig {
 
 /// A test bed with `serin controller` running against it and one app under GitOps.
 pub struct Harness {
-    /// Load on the app's Service while a scenario runs (stopped on drop).
-    load: Option<LoadGenerator>,
+    /// Load on the app's Services while a scenario runs (stopped on drop).
+    load: Vec<LoadGenerator>,
     /// The Canary's timeline.
     pub observer: CanaryObserver,
     /// The controller replicas.
@@ -104,7 +104,7 @@ impl Harness {
             )?)?);
         }
         Ok(Harness {
-            load: None,
+            load: Vec::new(),
             observer,
             controllers,
             app,
@@ -132,11 +132,19 @@ impl Harness {
         self.observer.wait_for_phase("Initialized", INSTALL_TIMEOUT).await.map_err(|e| self.with_log(e))?;
         let primary = format!("{}-primary", self.app.name);
         self.bed.wait_deployment_ready(&self.app.namespace, &primary, Duration::from_secs(30)).await?;
-        self.load = Some(self.bed.start_load(
-            &[(&self.app.namespace, &self.app.name)],
+        let service = self.app.name.clone();
+        self.add_load(&service)
+    }
+
+    /// Keeps load (one GET every ~10 ms, at most 10 minutes) on a Service of the app's
+    /// namespace through the proxy until shutdown.
+    pub fn add_load(&mut self, service: &str) -> Result<(), BedError> {
+        let load = self.bed.start_load(
+            &[(&self.app.namespace, service)],
             Duration::from_millis(10),
             Duration::from_secs(600),
-        )?);
+        )?;
+        self.load.push(load);
         Ok(())
     }
 
@@ -193,7 +201,7 @@ impl Harness {
     pub async fn shutdown(self) {
         let Harness { load, observer, controllers, bed, .. } = self;
         drop(observer);
-        if let Some(load) = load {
+        for load in load {
             load.stop().await;
         }
         for c in &controllers {

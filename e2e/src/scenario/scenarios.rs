@@ -78,6 +78,41 @@ pub async fn healthy_release_is_promoted(h: &mut Harness, image: &str) -> Result
     Ok(Promotion { commit, weights, duration: done.at.saturating_sub(started) })
 }
 
+/// Scenario 1 with the `kubernetes` router (blue/green; call after installing an app with
+/// `provider: kubernetes` and `iterations`): during the analysis every request to the app
+/// still reaches the old primary while load on `<app>-canary` feeds the builtin metrics from
+/// the pods' own histograms; after the iterations all traffic goes to the canary while the
+/// primary is promoted, then the apex Service selects the new primary.
+pub async fn blue_green_release_is_promoted(h: &mut Harness, image: &str) -> Result<Promotion, BedError> {
+    let old = h.image.clone();
+    let canary_service = format!("{}-canary", h.app.name);
+    h.add_load(&canary_service)?;
+    let from = h.observer.elapsed();
+    let commit = h.release(image).await?;
+    h.observer
+        .wait_for_after(from, "to analyse the new version", Duration::from_secs(30), |s| {
+            s.phase == "Progressing" && s.analysis.iter().any(|m| m.ends_with(" pass"))
+        })
+        .await
+        .map_err(|e| h.with_log(e))?;
+    h.step("blue/green: the analysis runs on the canary Service while users stay on the primary");
+    expect_primary_serves(h, tag(&old)).await?;
+    let done = release_outcome(h, from).await?;
+    check(done.phase == "Succeeded", || {
+        format!("release {image} ended {}:\n{}", done.phase, h.observer.render())
+    })?;
+    let run: Vec<Snapshot> = h.observer.timeline().into_iter().filter(|s| s.at >= from).collect();
+    // Like Flagger: no split while analysing; all traffic to the canary only once the
+    // iterations passed, while the primary is promoted.
+    check(run.iter().all(|s| s.weight == 0 || s.weight == 100), || {
+        format!("blue/green split traffic:\n{}", h.observer.render())
+    })?;
+    h.step("promoted: the apex Service selects the new primary");
+    expect_primary_serves(h, tag(image)).await?;
+    h.commit = commit.clone();
+    Ok(Promotion { commit, weights: Vec::new(), duration: done.at.saturating_sub(from) })
+}
+
 /// Scenario 2 (and 3): a bad release is rolled back on `metric`: traffic back on the primary,
 /// a revert commit with Serin's trailers in Git, the sync loop applies it and the Canary
 /// settles on the old version, the alert names the metric, its value and the revert commit,

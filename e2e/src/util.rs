@@ -31,6 +31,29 @@ pub async fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> Result<(), Bed
     }
 }
 
+/// Calls `probe` every `every` until it returns `Some`, an error, or `timeout` passes; the
+/// timeout error says `what()` (evaluated then, so it can describe the last state).
+pub async fn poll_until<T, Fut>(
+    timeout: Duration,
+    every: Duration,
+    what: impl FnOnce() -> String,
+    mut probe: impl FnMut() -> Fut,
+) -> Result<T, BedError>
+where
+    Fut: Future<Output = Result<Option<T>, BedError>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await? {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            return Err(BedError::Timeout(timeout, what()));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// An HTTP client for 127.0.0.1 components: no proxy from the environment, bounded timeouts.
 pub fn http_client() -> Result<reqwest::Client, BedError> {
     Ok(reqwest::Client::builder()

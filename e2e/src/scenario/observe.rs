@@ -14,7 +14,7 @@ use kube::{
 };
 use serde_json::Value;
 
-use crate::error::BedError;
+use crate::{error::BedError, util::poll_until};
 
 /// How often the Canary is read.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -139,19 +139,7 @@ impl CanaryObserver {
         timeout: Duration,
         pred: impl Fn(&Snapshot) -> bool,
     ) -> Result<Snapshot, BedError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.latest().filter(|s| pred(s)) {
-                return Ok(s);
-            }
-            if Instant::now() >= deadline {
-                return Err(BedError::Timeout(
-                    timeout,
-                    format!("canary {} {what}; timeline:\n{}", self.label, self.render()),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.poll(what, timeout, || self.latest().filter(|s| pred(s))).await
     }
 
     /// Waits for the first change at or after `from` (the timeline's clock) that satisfies
@@ -163,19 +151,17 @@ impl CanaryObserver {
         timeout: Duration,
         pred: impl Fn(&Snapshot) -> bool,
     ) -> Result<Snapshot, BedError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.timeline().into_iter().find(|s| s.at >= from && pred(s)) {
-                return Ok(s);
-            }
-            if Instant::now() >= deadline {
-                return Err(BedError::Timeout(
-                    timeout,
-                    format!("canary {} {what}; timeline:\n{}", self.label, self.render()),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.poll(what, timeout, || self.timeline().into_iter().find(|s| s.at >= from && pred(s))).await
+    }
+
+    async fn poll(
+        &self,
+        what: &str,
+        timeout: Duration,
+        find: impl Fn() -> Option<Snapshot>,
+    ) -> Result<Snapshot, BedError> {
+        let what = || format!("canary {} {what}; timeline:\n{}", self.label, self.render());
+        poll_until(timeout, Duration::from_millis(50), what, || std::future::ready(Ok(find()))).await
     }
 
     /// Waits for `phase`.

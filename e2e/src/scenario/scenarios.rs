@@ -11,7 +11,7 @@ use super::{
     observe::{POLL, Snapshot},
     tag,
 };
-use crate::error::BedError;
+use crate::{error::BedError, util::poll_until};
 
 /// Requests sent through the proxy to check who serves the app.
 const PROBE_REQUESTS: usize = 40;
@@ -235,27 +235,20 @@ pub async fn expect_primary_serves(h: &Harness, version: &str) -> Result<(), Bed
 /// reverts `release`.
 async fn wait_for_revert(h: &Harness, release: &str) -> Result<crate::git::CommitInfo, BedError> {
     let trailer = format!("Serin-Reverts: {release}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let canary = format!("Serin-Canary: {}/{}", h.app.namespace, h.app.name);
+    let what = || format!("a revert commit of {release}");
+    let found = poll_until(Duration::from_secs(30), Duration::from_millis(200), what, || async {
         let log = h.bed.git().log().await?;
-        let reverts: Vec<_> = log.iter().filter(|c| c.message.contains(&trailer)).collect();
-        if let [one] = reverts.as_slice() {
-            let canary = format!("Serin-Canary: {}/{}", h.app.namespace, h.app.name);
-            check(one.message.contains(&canary) && one.message.contains("Serin-Action: revert"), || {
-                format!("revert commit without Serin's trailers:\n{}", one.message)
-            })?;
-            return Ok((*one).clone());
-        }
+        let reverts: Vec<_> = log.into_iter().filter(|c| c.message.contains(&trailer)).collect();
         check(reverts.len() < 2, || format!("{} revert commits for {release}", reverts.len()))?;
-        if std::time::Instant::now() >= deadline {
-            let subjects: Vec<&str> = log.iter().map(|c| c.subject.as_str()).collect();
-            return Err(h.with_log(BedError::Timeout(
-                Duration::from_secs(30),
-                format!("no revert commit of {release}; log: {subjects:?}"),
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Ok(reverts.into_iter().next())
+    })
+    .await
+    .map_err(|e| h.with_log(e))?;
+    check(found.message.contains(&canary) && found.message.contains("Serin-Action: revert"), || {
+        format!("revert commit without Serin's trailers:\n{}", found.message)
+    })?;
+    Ok(found)
 }
 
 /// Waits for an alert whose body mentions every one of `needles`; returns its text.
@@ -407,25 +400,17 @@ fn conditions_mention(status: &Value, reason: &str, text: &str) -> bool {
 async fn wait_for_warning_event(h: &Harness, name: &str, reason: &str) -> Result<(), BedError> {
     use k8s_openapi::api::events::v1::Event;
     let events: kube::Api<Event> = kube::Api::namespaced(h.bed.client(), &h.app.namespace);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = || format!("Warning Event {reason} for {name}");
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), what, || async {
         let list = events.list(&kube::api::ListParams::default()).await?;
         let found = list.items.iter().any(|e| {
             e.reason.as_deref() == Some(reason)
                 && e.type_.as_deref() == Some("Warning")
                 && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
         });
-        if found {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(BedError::Timeout(
-                Duration::from_secs(20),
-                format!("Warning Event {reason} for {name}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Ok(found.then_some(()))
+    })
+    .await
 }
 
 /// Every revert commit Serin made (Git commits with its `Serin-Action: revert` trailer).
@@ -612,23 +597,16 @@ pub async fn leader_failover(h: &mut Harness, image: &str) -> Result<(), BedErro
 async fn wait_for_leader(h: &Harness, not: Option<&str>) -> Result<String, BedError> {
     use k8s_openapi::api::coordination::v1::Lease;
     let leases: kube::Api<Lease> = kube::Api::namespaced(h.bed.client(), "serin-system");
-    let timeout = Duration::from_secs(45);
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let holder = leases
-            .get_opt("serin-leader")
-            .await?
+    let what = || format!("a lease holder other than {not:?}");
+    poll_until(Duration::from_secs(45), Duration::from_millis(200), what, || async {
+        let lease = leases.get_opt("serin-leader").await?;
+        Ok(lease
             .and_then(|l| l.spec)
             .and_then(|s| s.holder_identity)
-            .filter(|id| !id.is_empty() && Some(id.as_str()) != not);
-        if let Some(holder) = holder {
-            return Ok(holder);
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(h.with_log(BedError::Timeout(timeout, format!("a lease holder other than {not:?}"))));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .filter(|id| !id.is_empty() && Some(id.as_str()) != not))
+    })
+    .await
+    .map_err(|e| h.with_log(e))
 }
 
 /// `reportingInstance` of every Event about the app's Canary.

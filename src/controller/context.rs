@@ -13,6 +13,7 @@ use crate::analysis::run::Backends;
 use crate::crd::{CanaryStatus, Provider};
 use crate::gitops::GitReverter;
 use crate::notify::dispatch::Dispatcher;
+use crate::notify::{Destination, HttpNotifier, Notifier, NotifyError};
 use crate::router::{RouterError, TrafficRouter};
 use crate::telemetry::metrics::Metrics;
 use crate::webhook::WebhookCaller;
@@ -42,6 +43,30 @@ pub struct KubeRouters(pub Client);
 impl RouterFactory for KubeRouters {
     fn router(&self, provider: Provider) -> Result<Arc<dyn TrafficRouter>, RouterError> {
         crate::router::for_provider(provider, self.0.clone())
+    }
+}
+
+/// Builds the notifier of an AlertProvider's resolved destination.
+pub trait NotifierFactory: Send + Sync {
+    /// The notifier for `destination`.
+    fn notifier(&self, destination: Destination) -> Result<Arc<dyn Notifier>, NotifyError>;
+}
+
+/// The notifiers Serin ships: JSON over HTTP, in each platform's format.
+pub struct HttpNotifiers {
+    /// Bound of each delivery attempt.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for HttpNotifiers {
+    fn default() -> Self {
+        Self { timeout: std::time::Duration::from_secs(10) }
+    }
+}
+
+impl NotifierFactory for HttpNotifiers {
+    fn notifier(&self, destination: Destination) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(HttpNotifier::new(destination, self.timeout)?))
     }
 }
 
@@ -91,6 +116,8 @@ pub struct Context {
     pub git: Arc<dyn GitReverter>,
     /// Alert delivery.
     pub alerts: Dispatcher,
+    /// Notifiers of AlertProviders.
+    pub notifiers: Arc<dyn NotifierFactory>,
     /// `true` while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
     /// Statuses this replica wrote, to detect stale cache reads.

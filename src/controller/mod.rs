@@ -14,3 +14,6 @@ pub mod secrets;
 pub mod status;
 pub mod stores;
 pub mod workloads;
+
+#[cfg(test)]
+mod tests;

@@ -89,3 +89,22 @@ async fn initialization_creates_services_primary_and_route_then_scales_the_targe
     assert!(world.webhooks.calls().is_empty(), "no analysis during initialisation");
     assert!(world.metrics.queries().is_empty());
 }
+
+#[tokio::test]
+async fn a_daemonset_target_is_refused_with_the_field_named_and_nothing_is_created() {
+    let world = World::new();
+    let mut canary = canary();
+    canary.spec.target_ref.kind = crate::crd::canary::TargetKind::DaemonSet;
+    let (_, calls, canary) = tick(&world, &canary, objects(&canary, Vec::new())).await;
+    assert_eq!(
+        lines(&calls),
+        vec![format!("PUT {}?&fieldManager=serin", paths::STATUS), format!("POST {}?", paths::EVENTS)]
+    );
+    let message = "invalid spec: spec.targetRef.kind: DaemonSet targets are not supported by Serin yet; \
+                   release a Deployment";
+    assert_eq!(calls[1].body["reason"], "InvalidSpec");
+    assert_eq!(calls[1].body["note"], message);
+    let conditions = canary.status.and_then(|s| s.conditions).unwrap_or_default();
+    let stalled = conditions.iter().find(|c| c.type_ == "Stalled").expect("Stalled condition");
+    assert_eq!((stalled.status.as_str(), stalled.message.as_str()), ("True", message));
+}

@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 use crate::analysis::builtin::GatewayMetrics;
 use crate::controller::{
     self,
-    context::Settings,
+    context::{AlertProviderKey, Settings},
     run::{RunConfig, RunError},
+    shard::Shard,
 };
 use crate::crd::annotations::Action;
 use crate::crd::duration::parse_duration;
@@ -145,6 +146,17 @@ pub struct ControllerArgs {
     /// Directory for cached Git clones (default: a temporary directory per revert).
     #[arg(long)]
     pub git_cache_dir: Option<PathBuf>,
+    /// At most this many canaries progress at once; the others wait in their phase with a
+    /// `Queued` condition and start as others finish (default: no limit). Counted per shard.
+    #[arg(long, env = "SERIN_MAX_CONCURRENT_CANARIES", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_canaries: Option<u32>,
+    /// AlertProvider that gets every alert (severity info) of canaries without `analysis.alerts`.
+    #[arg(long, env = "SERIN_DEFAULT_ALERT_PROVIDER", value_name = "NAMESPACE/NAME")]
+    pub default_alert_provider: Option<AlertProviderKey>,
+    /// Act only on the canaries of shard N of M (by a hash of namespace/name); run one
+    /// controller Deployment per shard. Each shard elects its own leader.
+    #[arg(long, env = "SERIN_SHARD", value_name = "N/M")]
+    pub shard: Option<Shard>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -461,6 +473,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     metrics_server: args.metrics_server,
                     gateway_metrics,
                     cluster_name: args.cluster_name,
+                    max_concurrent_canaries: args.max_concurrent_canaries.map(|n| n as usize),
+                    default_alert_provider: args.default_alert_provider,
+                    shard: args.shard,
                 },
                 listen: args.listen,
                 leader_election: args.leader_election.then_some((args.lease_namespace, identity)),

@@ -15,6 +15,7 @@
 
 pub mod alerts;
 pub mod apply;
+pub mod audit;
 pub mod bed;
 pub mod delete;
 pub mod demo;

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    audit::{self, AuditRecord},
     delete::{self, DeleteParams},
     discovery,
     error::{ApiError, ServerError},
@@ -64,6 +65,8 @@ pub struct AppState {
     pub expire: watch::Sender<u64>,
     /// Number of open watch streams.
     pub open_watches: AtomicUsize,
+    /// Every resource request, in order (see [`crate::audit`]).
+    pub audit: Mutex<Vec<AuditRecord>>,
 }
 
 impl AppState {
@@ -191,6 +194,35 @@ fn resolve(state: &AppState, p: &ResourcePath, path: &str) -> Result<ResourceInf
     Ok(info)
 }
 
+/// Handles one resource request and writes it to the audit log.
+fn audited_request(
+    state: &Arc<AppState>,
+    method: &Method,
+    p: ResourcePath,
+    path: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let mut record = AuditRecord {
+        user: audit::user(headers),
+        verb: audit::verb(method, p.name.is_some(), flag(q, "watch")).to_string(),
+        group: p.group.clone(),
+        resource: p.plural.clone(),
+        subresource: p.subresource.clone(),
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        code: 0,
+    };
+    let result = resource_request(state, method, p, path, q, headers, body);
+    record.code = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(e) => e.code(),
+    };
+    state.audit.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    result
+}
+
 /// Handles one resource request.
 fn resource_request(
     state: &Arc<AppState>,
@@ -300,11 +332,11 @@ async fn handle(
             .map(|v| ok(&v))
             .ok_or_else(|| not_found_path(&path)),
         ["api", "v1", rest @ ..] => match parse_resource_path("", "v1", rest) {
-            Some(p) => resource_request(&state, &method, p, &path, &q, &headers, &body),
+            Some(p) => audited_request(&state, &method, p, &path, &q, &headers, &body),
             None => Err(not_found_path(&path)),
         },
         ["apis", g, v, rest @ ..] => match parse_resource_path(g, v, rest) {
-            Some(p) => resource_request(&state, &method, p, &path, &q, &headers, &body),
+            Some(p) => audited_request(&state, &method, p, &path, &q, &headers, &body),
             None => Err(not_found_path(&path)),
         },
         _ => Err(not_found_path(&path)),
@@ -338,6 +370,7 @@ impl ApiServer {
             shutdown: watch::channel(false).0,
             expire: watch::channel(0).0,
             open_watches: AtomicUsize::new(0),
+            audit: Mutex::new(Vec::new()),
         });
         seed_namespaces(&state);
         let app = Router::new().fallback(handle).with_state(state.clone());
@@ -394,6 +427,12 @@ impl ApiServer {
     /// Number of watch streams currently open.
     pub fn open_watches(&self) -> usize {
         self.state.open_watches.load(Ordering::SeqCst)
+    }
+
+    /// Every resource request served so far, in order: who (the impersonated user), which verb
+    /// on which resource, and the answer's status code.
+    pub fn audit_log(&self) -> Vec<AuditRecord> {
+        self.state.audit.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Drops the watch history: watches from any earlier resourceVersion get 410 Gone.

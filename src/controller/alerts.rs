@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::context::Context;
+use super::context::{AlertProviderKey, Context};
 use super::secrets::secret_strings;
 use crate::crd::Canary;
 use crate::crd::canary::AlertSeverity;
@@ -44,15 +44,41 @@ pub fn revert_fields(gitops: &GitOpsStatus) -> BTreeMap<String, String> {
     fields
 }
 
+/// Where a canary's alerts go: its `analysis.alerts` (provider namespace defaulting to the
+/// canary's), or, when it has none, the controller's `--default-alert-provider` with severity
+/// `info` (everything, as Flagger's global notifier).
+pub fn targets(
+    canary: &Canary,
+    default: Option<&AlertProviderKey>,
+) -> Vec<(Option<AlertSeverity>, AlertProviderKey)> {
+    let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
+    let own: Vec<_> = canary
+        .spec
+        .analysis
+        .alerts
+        .iter()
+        .flatten()
+        .map(|alert| {
+            let provider = AlertProviderKey {
+                namespace: alert.provider_ref.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+                name: alert.provider_ref.name.clone(),
+            };
+            (alert.severity, provider)
+        })
+        .collect();
+    match default {
+        Some(default) if own.is_empty() => vec![(Some(AlertSeverity::Info), default.clone())],
+        _ => own,
+    }
+}
+
 /// Sends one notification to the canary's alert providers.
 pub fn send(ctx: &Context, canary: &Canary, note: Notification) {
-    let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
-    for alert in canary.spec.analysis.alerts.iter().flatten() {
-        if !note.passes(alert.severity) {
+    for (severity, provider) in targets(canary, ctx.settings.default_alert_provider.as_ref()) {
+        if !note.passes(severity) {
             continue;
         }
-        let provider_ns = alert.provider_ref.namespace.as_deref().unwrap_or(namespace);
-        let provider_name = &alert.provider_ref.name;
+        let (provider_ns, provider_name) = (provider.namespace.as_str(), &provider.name);
         let key = format!("{provider_ns}/{provider_name}");
         let Some(provider) = ctx.stores.alert_provider(provider_ns, provider_name) else {
             tracing::warn!(provider = %key, "alert provider not found; alert not sent");
@@ -116,5 +142,58 @@ pub fn notification(
         message: message.to_string(),
         fields,
         cluster: ctx.settings.cluster_name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn canary(alerts: serde_json::Value) -> Canary {
+        serde_json::from_value(json!({
+            "apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 80},
+                "analysis": {"interval": "1m", "threshold": 2, "iterations": 2, "alerts": alerts}}
+        }))
+        .expect("canary")
+    }
+
+    fn key(namespace: &str, name: &str) -> AlertProviderKey {
+        AlertProviderKey { namespace: namespace.into(), name: name.into() }
+    }
+
+    #[test]
+    fn the_default_provider_gets_everything_of_canaries_without_alerts() {
+        let default = key("serin-system", "ops-slack");
+        assert_eq!(
+            targets(&canary(json!([])), Some(&default)),
+            vec![(Some(AlertSeverity::Info), default.clone())]
+        );
+        assert_eq!(targets(&canary(json!([])), None), vec![]);
+    }
+
+    #[test]
+    fn a_canary_with_alerts_uses_its_own_only() {
+        let default = key("serin-system", "ops-slack");
+        let own = canary(json!([
+            {"name": "team", "severity": "error", "providerRef": {"name": "team-slack"}},
+            {"name": "central", "providerRef": {"name": "teams", "namespace": "ops"}},
+        ]));
+        assert_eq!(
+            targets(&own, Some(&default)),
+            vec![(Some(AlertSeverity::Error), key("test", "team-slack")), (None, key("ops", "teams"))]
+        );
+    }
+
+    #[test]
+    fn provider_keys_parse_as_namespace_slash_name() {
+        assert_eq!("serin-system/slack".parse(), Ok(key("serin-system", "slack")));
+        for bad in ["slack", "/slack", "ns/", "a/b/c"] {
+            assert!(bad.parse::<AlertProviderKey>().is_err(), "{bad}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use tokio::sync::watch;
 
+use super::shard::Shard;
 use super::stores::Stores;
 use crate::analysis::builtin::GatewayMetrics;
 use crate::analysis::run::Backends;
@@ -14,6 +15,7 @@ use crate::crd::{CanaryStatus, Provider};
 use crate::gitops::GitReverter;
 use crate::notify::dispatch::Dispatcher;
 use crate::notify::{Destination, HttpNotifier, Notifier, NotifyError};
+use crate::rollout::admission::{self, Admission};
 use crate::router::{RouterError, TrafficRouter};
 use crate::telemetry::metrics::Metrics;
 use crate::webhook::WebhookCaller;
@@ -29,6 +31,72 @@ pub struct Settings {
     pub gateway_metrics: GatewayMetrics,
     /// Added to alerts as the "Cluster" field.
     pub cluster_name: Option<String>,
+    /// At most this many canaries progress at once (`None`: no limit).
+    pub max_concurrent_canaries: Option<usize>,
+    /// AlertProvider for canaries without `analysis.alerts`.
+    pub default_alert_provider: Option<AlertProviderKey>,
+    /// Reconcile only the canaries of this shard (`None`: all).
+    pub shard: Option<Shard>,
+}
+
+/// An AlertProvider named on the command line (`NAMESPACE/NAME`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertProviderKey {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl std::str::FromStr for AlertProviderKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self { namespace: namespace.into(), name: name.into() })
+            }
+            _ => Err(format!("expected NAMESPACE/NAME, got {text:?}")),
+        }
+    }
+}
+
+/// Canaries this replica let start a release, until they finish: with the cache, the set of
+/// canaries in flight that `--max-concurrent-canaries` counts. It covers the time between the
+/// decision and the cache showing the new phase, so two reconciles cannot both take the last slot.
+#[derive(Default)]
+pub struct Admitted(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+impl Admitted {
+    /// Decides for `key` (moving from `current` to `next`) under the lock. `in_flight` are the
+    /// other canaries the cache shows progressing, `present` every canary in the cache.
+    pub fn admit(
+        &self,
+        key: &str,
+        current: Option<crate::crd::CanaryPhase>,
+        next: Option<crate::crd::CanaryPhase>,
+        mut in_flight: std::collections::BTreeSet<String>,
+        present: &std::collections::BTreeSet<String>,
+        limit: Option<usize>,
+    ) -> Admission {
+        let Ok(mut admitted) = self.0.lock() else { return Admission::Go };
+        // Deleted canaries free their slot; so does this one when its own (fresh) status shows
+        // it is not progressing.
+        admitted.retain(|k| present.contains(k));
+        if !current.is_some_and(admission::counts_against_limit) {
+            admitted.remove(key);
+        }
+        in_flight.extend(admitted.iter().cloned());
+        let answer = admission::admit(key, current, next, &in_flight, limit);
+        if answer == Admission::Go {
+            if next.is_some_and(admission::counts_against_limit) {
+                admitted.insert(key.to_string());
+            } else {
+                admitted.remove(key);
+            }
+        }
+        answer
+    }
 }
 
 /// Picks the traffic router of a provider.
@@ -122,4 +190,6 @@ pub struct Context {
     pub leader: watch::Receiver<bool>,
     /// Statuses this replica wrote, to detect stale cache reads.
     pub written: WrittenStatus,
+    /// Canaries admitted under `--max-concurrent-canaries`.
+    pub admitted: Admitted,
 }

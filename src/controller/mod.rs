@@ -11,6 +11,7 @@ pub mod observe;
 pub mod reconcile;
 pub mod run;
 pub mod secrets;
+pub mod shard;
 pub mod status;
 pub mod stores;
 pub mod workloads;

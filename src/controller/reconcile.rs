@@ -1,10 +1,12 @@
 //! One reconcile of one Canary, reading like a table of contents:
 //! observe → needs → gather → decide → apply → write status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use thiserror::Error;
 use tracing::Instrument;
@@ -16,8 +18,9 @@ use super::observe::{self, ObserveError};
 use super::status;
 use super::workloads::{WorkloadError, add_finalizer};
 use crate::crd::validation::validate_canary;
-use crate::crd::{Canary, CanaryPhase};
+use crate::crd::{Canary, CanaryPhase, CanaryStatus};
 use crate::rollout;
+use crate::rollout::admission::{Admission, counts_against_limit};
 use crate::router::{RouteContext, RouterError};
 use crate::telemetry::metrics::{AnalysisLabels, CategoryLabels};
 use crate::workload::primary::selector_label;
@@ -66,6 +69,12 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     }
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
+    if let Some(shard) = ctx.settings.shard
+        && !shard.owns(&namespace, &name)
+    {
+        // Another shard's canary: its controller acts on it.
+        return Ok(Action::await_change());
+    }
     let span = tracing::info_span!("reconcile", canary.namespace = %namespace, canary.name = %name);
     let started = Instant::now();
     let result = tick(&canary, &ctx).instrument(span).await;
@@ -139,6 +148,10 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     let needs = rollout::needs(&canary.spec, &current, &snapshot.observed);
     let report = gather(ctx, canary, &snapshot, needs, now.as_second()).await;
     let plan = rollout::decide(&canary.spec, &current, &snapshot.observed, &report, now);
+    if let Some(message) = admission(ctx, &key, &current, &plan.status).message() {
+        // Nothing of the plan is applied: the release starts from the same state later.
+        return queued(canary, ctx, &current, &message, interval).await;
+    }
 
     // Act, then record.
     // Only ticks of a running release are paced, so only they are stamped: a settled Canary
@@ -189,12 +202,61 @@ async fn blocked(
     Ok(Action::requeue(interval))
 }
 
+/// `--max-concurrent-canaries`: whether this canary may go from `current` to `next` now,
+/// counting the canaries of this shard that the cache shows progressing.
+fn admission(ctx: &Context, key: &str, current: &CanaryStatus, next: &CanaryStatus) -> Admission {
+    let Some(limit) = ctx.settings.max_concurrent_canaries else { return Admission::Go };
+    let mut in_flight = BTreeSet::new();
+    let mut present = BTreeSet::new();
+    for other in ctx.stores.canaries.state() {
+        let (namespace, name) = (other.metadata.namespace.as_deref().unwrap_or_default(), other.name_any());
+        if ctx.settings.shard.is_some_and(|s| !s.owns(namespace, &name)) {
+            continue;
+        }
+        let other_key = status_key(&other);
+        if other_key != key && other.status.as_ref().and_then(|s| s.phase).is_some_and(counts_against_limit) {
+            in_flight.insert(other_key.clone());
+        }
+        present.insert(other_key);
+    }
+    ctx.admitted.admit(key, current.phase, next.phase, in_flight, &present, Some(limit))
+}
+
+/// A canary whose release waits for a slot: the `Queued` conditions and an Event say so (once);
+/// it is looked at again every analysis interval.
+async fn queued(
+    canary: &Canary,
+    ctx: &Context,
+    current: &CanaryStatus,
+    message: &str,
+    interval: Duration,
+) -> Result<Action, ReconcileError> {
+    let next = status::queued(current, message, canary.metadata.generation);
+    if &next != current {
+        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
+        ctx.written.record(status_key(canary), stored);
+        tracing::info!("{message}");
+        publish(ctx, canary, kube::runtime::events::EventType::Normal, status::QUEUED, message).await;
+    }
+    Ok(Action::requeue(interval))
+}
+
 async fn publish_warning(ctx: &Context, canary: &Canary, reason: &str, message: &str) {
-    use kube::Resource;
-    use kube::runtime::events::{Event, EventType as KubeEventType};
     tracing::warn!(reason, "{message}");
+    publish(ctx, canary, kube::runtime::events::EventType::Warning, reason, message).await;
+}
+
+async fn publish(
+    ctx: &Context,
+    canary: &Canary,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    message: &str,
+) {
+    use kube::Resource;
+    use kube::runtime::events::Event;
     let event = Event {
-        type_: KubeEventType::Warning,
+        type_,
         reason: reason.to_string(),
         note: Some(message.to_string()),
         action: reason.to_string(),

@@ -150,7 +150,8 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
     // Leadership: standbys keep caches warm and act on nothing.
     let leader = match &config.leader_election {
         Some((namespace, identity)) => {
-            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "serin-leader")
+            let lease = super::shard::lease_name(config.settings.shard);
+            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease)
                 .with_namespace(namespace)
                 .with_identity(identity)
                 .with_duration(15)
@@ -200,6 +201,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         notifiers: Arc::new(HttpNotifiers::default()),
         leader: leader.clone(),
         written: Default::default(),
+        admitted: Default::default(),
     });
 
     let listener =

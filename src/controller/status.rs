@@ -73,9 +73,36 @@ pub fn blocked(status: &CanaryStatus, reason: &str, message: &str, generation: O
     next
 }
 
+/// Reason of the conditions of a canary held by `--max-concurrent-canaries`.
+pub const QUEUED: &str = "Queued";
+
+/// The status of a Canary whose new release waits for a slot under `--max-concurrent-canaries`:
+/// `Ready=False` and `Reconciling=True` with reason `Queued` and the message, the phase and
+/// everything else as it was (the release starts from there once a slot frees up).
+pub fn queued(status: &CanaryStatus, message: &str, generation: Option<i64>) -> CanaryStatus {
+    let mut next = status.clone();
+    let conditions = next.conditions.get_or_insert_with(Vec::new);
+    set(conditions, condition_types::READY, "False", QUEUED, message, generation);
+    set(conditions, condition_types::RECONCILING, "True", QUEUED, message, generation);
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queued_keeps_the_phase_and_says_why() {
+        let status =
+            CanaryStatus { phase: Some(crate::crd::CanaryPhase::Succeeded), ..CanaryStatus::default() };
+        let held = queued(&status, "waiting to start", Some(2));
+        assert_eq!(held.phase, status.phase);
+        let conditions = held.conditions.clone().unwrap_or_default();
+        assert!(
+            conditions.iter().any(|c| c.type_ == "Reconciling" && c.status == "True" && c.reason == QUEUED)
+        );
+        assert_eq!(queued(&held, "waiting to start", Some(2)), held, "no change when asked again");
+    }
 
     #[test]
     fn blocked_sets_conditions_once_and_keeps_progress() {

@@ -59,6 +59,7 @@
 //!   iterations when the spec has none), and `analysis.mirror` is ignored on routers that cannot
 //!   mirror, both from [`Observed::provider`].
 
+pub mod admission;
 mod conditions;
 mod observed;
 mod phases;

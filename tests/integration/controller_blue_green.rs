@@ -24,7 +24,7 @@ use serin_e2e::{ApiServer, ServerConfig};
 
 const NS: &str = "default";
 
-async fn install_crds(client: &Client) {
+pub(crate) async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in serin::crd::all_crds() {
         let name = crd.name_any();
@@ -35,7 +35,7 @@ async fn install_crds(client: &Client) {
 }
 
 /// Plays the Deployment controller: status follows spec at once.
-async fn deployment_status_loop(client: Client) {
+pub(crate) async fn deployment_status_loop(client: Client) {
     let api: Api<Deployment> = Api::namespaced(client, NS);
     loop {
         if let Ok(list) = api.list(&ListParams::default()).await {
@@ -60,7 +60,7 @@ async fn deployment_status_loop(client: Client) {
 }
 
 /// A webhook receiver answering with the status code in `code`.
-async fn hook_server(code: Arc<AtomicU16>) -> String {
+pub(crate) async fn hook_server(code: Arc<AtomicU16>) -> String {
     let app = Router::new().route(
         "/",
         post(move || {
@@ -115,7 +115,7 @@ async fn bed(replicas: i32, canary_spec: serde_json::Value) -> Bed {
     Bed { server, client, deployments, canaries }
 }
 
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..600 {
         if let Some(value) = probe().await {
             return value;
@@ -137,7 +137,7 @@ fn replicas_of(d: &Deployment) -> i32 {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1)
 }
 
-async fn set_image(deployments: &Api<Deployment>, image: &str) {
+pub(crate) async fn set_image(deployments: &Api<Deployment>, image: &str) {
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
     deployments.patch("podinfo", &PatchParams::apply("flux").force(), &Patch::Apply(&json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "podinfo"},
@@ -146,7 +146,7 @@ async fn set_image(deployments: &Api<Deployment>, image: &str) {
     }))).await.expect("image updated");
 }
 
-async fn phase(canaries: &Api<Canary>) -> Option<CanaryPhase> {
+pub(crate) async fn phase(canaries: &Api<Canary>) -> Option<CanaryPhase> {
     canaries.get("podinfo").await.ok().and_then(|c| c.status).and_then(|s| s.phase)
 }
 
@@ -246,6 +246,9 @@ fn run_config() -> RunConfig {
             metrics_server: None,
             gateway_metrics: GatewayMetrics::Envoy,
             cluster_name: None,
+            max_concurrent_canaries: None,
+            default_alert_provider: None,
+            shard: None,
         },
         listen: "127.0.0.1:0".parse().expect("addr"),
         leader_election: None,

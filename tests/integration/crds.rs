@@ -28,6 +28,23 @@ fn checked_in_crds_match_the_types() {
     on_disk.sort();
     names.sort();
     assert_eq!(on_disk, names, "crds/ holds exactly the generated CRDs");
+
+    // The kustomize base and the Helm chart carry copies (neither reads files outside itself).
+    for copy in ["deploy/base/crds", "deploy/chart/serin/crds"] {
+        let copy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(copy);
+        let mut copies: Vec<String> = std::fs::read_dir(&copy_dir)
+            .unwrap_or_else(|e| panic!("{copy}: {e}"))
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        copies.sort();
+        assert_eq!(copies, names, "{copy} holds exactly the generated CRDs");
+        for name in &names {
+            assert!(
+                std::fs::read(copy_dir.join(name)).ok() == std::fs::read(dir.join(name)).ok(),
+                "{copy}/{name} differs from crds/{name}; regenerate with `cargo run -- crds --output-dir {copy}`"
+            );
+        }
+    }
 }
 
 #[test]

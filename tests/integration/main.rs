@@ -5,8 +5,11 @@
 mod builtin_metrics;
 mod check_replay;
 mod controller_blue_green;
+mod controller_limits;
 mod crds;
+mod deploy_manifests;
 mod gitops_git_server;
 mod prometheus;
+mod rbac;
 mod routers_stand_in;
 mod validate;

@@ -20,7 +20,7 @@ use serin_e2e::{ApiServer, ServerConfig};
 
 const NS: &str = "test";
 
-async fn start() -> (ApiServer, Client) {
+pub(crate) async fn start() -> (ApiServer, Client) {
     let server = ApiServer::start(ServerConfig::default()).await.expect("server starts");
     let client = server.client().expect("client");
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).expect("ns");
@@ -29,7 +29,7 @@ async fn start() -> (ApiServer, Client) {
 }
 
 /// Registers a permissive CRD serving `versions` (the first is stored).
-async fn crd(client: &Client, group: &str, kind: &str, plural: &str, versions: &[&str]) {
+pub(crate) async fn crd(client: &Client, group: &str, kind: &str, plural: &str, versions: &[&str]) {
     let versions: Vec<Value> = versions
         .iter()
         .enumerate()
@@ -458,14 +458,21 @@ async fn engine_run(router: &dyn TrafficRouter, ctx: &RouteContext<'_>, provider
 #[tokio::test]
 async fn every_router_carries_a_release_driven_by_the_engine() {
     let (_server, client) = start().await;
-    crd(&client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1", "v1beta1"]).await;
-    crd(&client, "networking.istio.io", "VirtualService", "virtualservices", &["v1beta1"]).await;
-    crd(&client, "networking.istio.io", "DestinationRule", "destinationrules", &["v1beta1"]).await;
-    crd(&client, "split.smi-spec.io", "TrafficSplit", "trafficsplits", &["v1alpha2", "v1alpha1", "v1alpha3"])
+    every_router_release(&client, &client).await;
+}
+
+/// Registers every routing CRD with `client`, then drives a weighted release (and A/B and
+/// mirroring where the router has them) through every router, which talks to the API with
+/// `router_client` (the RBAC test passes one that impersonates Serin's ServiceAccount).
+pub(crate) async fn every_router_release(client: &Client, router_client: &Client) {
+    crd(client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1", "v1beta1"]).await;
+    crd(client, "networking.istio.io", "VirtualService", "virtualservices", &["v1beta1"]).await;
+    crd(client, "networking.istio.io", "DestinationRule", "destinationrules", &["v1beta1"]).await;
+    crd(client, "split.smi-spec.io", "TrafficSplit", "trafficsplits", &["v1alpha2", "v1alpha1", "v1alpha3"])
         .await;
-    crd(&client, "traefik.io", "TraefikService", "traefikservices", &["v1alpha1"]).await;
-    crd(&client, "projectcontour.io", "HTTPProxy", "httpproxies", &["v1"]).await;
-    let ingresses = api(&client, "networking.k8s.io", "v1", "Ingress", "ingresses");
+    crd(client, "traefik.io", "TraefikService", "traefikservices", &["v1alpha1"]).await;
+    crd(client, "projectcontour.io", "HTTPProxy", "httpproxies", &["v1"]).await;
+    let ingresses = api(client, "networking.k8s.io", "v1", "Ingress", "ingresses");
     let label = label();
     let canary = |primary, canary| split(primary, canary);
     let weighted = json!({"stepWeight": 10, "maxWeight": 30,
@@ -515,7 +522,7 @@ async fn every_router_carries_a_release_driven_by_the_engine() {
             spec.ingress_ref.as_mut().expect("ref").name = name.clone();
             let ctx = ctx(&spec, &label);
             let provider = spec.provider.expect("provider");
-            let router = for_provider(provider, client.clone()).expect("router");
+            let router = for_provider(provider, router_client.clone()).expect("router");
             let mut seen = engine_run(router.as_ref(), &ctx, provider).await;
             // The engine repeats an idempotent SetRoutes while it iterates at the same split.
             seen.dedup();

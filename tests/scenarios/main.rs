@@ -3,6 +3,7 @@
 //! real Prometheus, a real Git server with a Flux-like sync loop, and an alert receiver. The
 //! scenario code lives in `serin_e2e::scenario` so the demo (`scripts/demo.sh`) runs the same.
 
+use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -31,7 +32,10 @@ async fn installed(replicas: usize) -> Harness {
     init_tracing();
     let bed =
         BedConfig::from_env().expect("serin-demo-app is built with the workspace (cargo test --workspace)");
-    let mut config = HarnessConfig::new(env!("CARGO_BIN_EXE_serin"), bed);
+    // `SERIN_BIN` runs the scenarios against another build (e.g. target/release/serin).
+    let serin =
+        std::env::var_os("SERIN_BIN").map_or_else(|| env!("CARGO_BIN_EXE_serin").into(), PathBuf::from);
+    let mut config = HarnessConfig::new(serin, bed);
     config.replicas = replicas;
     let mut h = Harness::start(config).await.expect("test bed and controller start");
     h.install("demo:1.0.0").await.expect("app installed and initialised");

@@ -89,8 +89,10 @@ async fn demo(h: &mut Harness, good: &str, bad: &str) -> Result<(), BedError> {
         promoted.weights,
         promoted.duration.as_secs_f64()
     );
-    println!("\n### Scenario 2: an erroring release is rolled back and reverted in Git");
-    let rollback = scenarios::bad_release_is_rolled_back(h, bad, "request-success-rate").await?;
+    println!("\n### Scenario 2: a bad release is rolled back and reverted in Git");
+    // A slow image fails on latency, an erroring one on the success rate.
+    let metric = if bad.contains("-slow-") { "request-duration" } else { "request-success-rate" };
+    let rollback = scenarios::bad_release_is_rolled_back(h, bad, metric).await?;
     scenarios::check_rollback_time(h, &rollback)?;
     println!(
         "    rolled back {bad} on {}: {:.1}s after the first failed check, {:.1}s after it first got traffic",

@@ -183,6 +183,9 @@ impl World {
                 metrics_server: Some("http://prometheus:9090".into()),
                 gateway_metrics: GatewayMetrics::default(),
                 cluster_name: None,
+                max_concurrent_canaries: None,
+                default_alert_provider: None,
+                shard: None,
             },
             metrics: Metrics::register(&mut Registry::default()),
             recorder: Recorder::new(client.clone(), reporter),
@@ -194,6 +197,7 @@ impl World {
             notifiers: self.notifiers.clone(),
             leader: watch::channel(true).1,
             written: Default::default(),
+            admitted: Default::default(),
         })
     }
 

@@ -3,17 +3,15 @@
 //! asynchronous (the dispatcher); nothing here waits on a chat service.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use super::context::{AlertProviderKey, Context};
 use super::secrets::secret_strings;
 use crate::crd::Canary;
 use crate::crd::canary::AlertSeverity;
 use crate::crd::status::GitOpsStatus;
+use crate::notify::Destination;
 use crate::notify::formats::Sender;
 use crate::notify::message::Notification;
-use crate::notify::{Destination, HttpNotifier};
 use crate::rollout::NotificationKind;
 
 /// Headline of each kind of notification.
@@ -111,8 +109,8 @@ pub fn send(ctx: &Context, canary: &Canary, note: Notification) {
                 username: provider.spec.username.clone().unwrap_or(defaults.username),
             },
         };
-        match HttpNotifier::new(destination, Duration::from_secs(10)) {
-            Ok(notifier) => ctx.alerts.send(&key, Arc::new(notifier), note.clone()),
+        match ctx.notifiers.notifier(destination) {
+            Ok(notifier) => ctx.alerts.send(&key, notifier, note.clone()),
             Err(e) => tracing::warn!(provider = %key, error = %e, "alert provider unusable; alert not sent"),
         }
     }

@@ -14,6 +14,7 @@ use crate::analysis::run::Backends;
 use crate::crd::{CanaryStatus, Provider};
 use crate::gitops::GitReverter;
 use crate::notify::dispatch::Dispatcher;
+use crate::notify::{Destination, HttpNotifier, Notifier, NotifyError};
 use crate::rollout::admission::{self, Admission};
 use crate::router::{RouterError, TrafficRouter};
 use crate::telemetry::metrics::Metrics;
@@ -113,6 +114,30 @@ impl RouterFactory for KubeRouters {
     }
 }
 
+/// Builds the notifier of an AlertProvider's resolved destination.
+pub trait NotifierFactory: Send + Sync {
+    /// The notifier for `destination`.
+    fn notifier(&self, destination: Destination) -> Result<Arc<dyn Notifier>, NotifyError>;
+}
+
+/// The notifiers Serin ships: JSON over HTTP, in each platform's format.
+pub struct HttpNotifiers {
+    /// Bound of each delivery attempt.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for HttpNotifiers {
+    fn default() -> Self {
+        Self { timeout: std::time::Duration::from_secs(10) }
+    }
+}
+
+impl NotifierFactory for HttpNotifiers {
+    fn notifier(&self, destination: Destination) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(HttpNotifier::new(destination, self.timeout)?))
+    }
+}
+
 /// The last status this replica wrote for each Canary (`namespace/name`). Status is written by
 /// the leader alone, so a cached Canary whose status differs from it is a cache that has not
 /// caught up with our own write yet: deciding from it would repeat the last tick's effects.
@@ -159,6 +184,8 @@ pub struct Context {
     pub git: Arc<dyn GitReverter>,
     /// Alert delivery.
     pub alerts: Dispatcher,
+    /// Notifiers of AlertProviders.
+    pub notifiers: Arc<dyn NotifierFactory>,
     /// `true` while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
     /// Statuses this replica wrote, to detect stale cache reads.

@@ -15,3 +15,6 @@ pub mod shard;
 pub mod status;
 pub mod stores;
 pub mod workloads;
+
+#[cfg(test)]
+mod tests;

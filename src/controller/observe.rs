@@ -1,6 +1,7 @@
 //! Builds the rollout core's [`Observed`] from the caches and the router: the target's revision
 //! (pod template plus tracked ConfigMaps and Secrets), readiness of target and primary, and the
-//! current routes. Reads only caches; the router read is the one call that may reach the API.
+//! current routes. Reads only caches; the router read (made by the caller) is the one live
+//! read of a tick (see `stores`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -154,10 +154,14 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     }
 
     // Act, then record.
+    // Only ticks of a running release are paced, so only they are stamped: a settled Canary
+    // whose tick changed nothing is not written at all.
     let mut next = plan.status.clone();
-    next.last_tick = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        Timestamp::from_second(now.as_second()).unwrap_or(now),
-    ));
+    if rollout::paced(current.phase) || rollout::paced(next.phase) {
+        next.last_tick = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::from_second(now.as_second()).unwrap_or(now),
+        ));
+    }
     let apply = Apply { ctx, canary, snapshot: &snapshot, router: router.as_ref() };
     apply.run(&plan.effects, &mut next).await?;
     if next != current {

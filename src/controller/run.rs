@@ -22,7 +22,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::backends::PrometheusBackends;
-use super::context::{Context, KubeRouters, Settings};
+use super::context::{Context, HttpNotifiers, KubeRouters, Settings};
 use super::reconcile::{error_policy, reconcile};
 use super::stores::Stores;
 use crate::crd::{AlertProvider, Canary, MetricTemplate};
@@ -198,6 +198,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
             ..ReverterConfig::default()
         })),
         alerts: Dispatcher::start(DispatchConfig::default(), metrics.alerts.clone()),
+        notifiers: Arc::new(HttpNotifiers::default()),
         leader: leader.clone(),
         written: Default::default(),
         admitted: Default::default(),

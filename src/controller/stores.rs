@@ -1,5 +1,17 @@
-//! The reflector caches the controller reads from, so an idle canary costs no API request per
-//! tick: Canaries, Deployments, ConfigMaps, Secrets, MetricTemplates and AlertProviders.
+//! The reflector caches the controller reads from: Canaries, Deployments, ConfigMaps, Secrets,
+//! MetricTemplates and AlertProviders.
+//!
+//! Live reads that remain (the reconciler tests in `controller::tests` assert them call by
+//! call):
+//! - **every tick**: the router's `get_routes`, one GET of the routing object (the apex Service
+//!   for `kubernetes`; the HTTPRoute, VirtualService, TrafficSplit, Ingress, … of the other
+//!   routers). Routers are chosen per Canary and most of their kinds are CRDs that may not be
+//!   installed, so a cache would mean a dynamic reflector per served kind started on demand;
+//!   not done yet. An idle Canary thus costs one GET per interval and no write.
+//! - **only inside effects** (initialisation, a new revision, promotion, deletion): the
+//!   target's HorizontalPodAutoscaler (`Workloads::target_hpa`), read when the primary is
+//!   written and when the target is scaled up; and, on rollback with `gitops`, the Flux
+//!   Kustomization / GitRepository or Argo CD Application that locate the Git source.
 
 use std::sync::Arc;
 

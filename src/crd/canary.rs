@@ -275,7 +275,8 @@ impl std::fmt::Display for Provider {
 pub enum TargetKind {
     /// `apps/v1` Deployment.
     Deployment,
-    /// `apps/v1` DaemonSet.
+    /// `apps/v1` DaemonSet: accepted by the schema (Flagger's field), refused by Serin's
+    /// validation until DaemonSet releases are implemented.
     DaemonSet,
     /// A plain Kubernetes Service (or Knative Service in Flagger).
     Service,

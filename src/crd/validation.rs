@@ -114,7 +114,14 @@ pub fn validate_canary(spec: &CanarySpec, default_provider: Option<Provider>) ->
         }
         TargetKind::Service => p.push(
             "spec.targetRef.kind",
-            "Service targets (Knative) are not supported by Serin; release the Deployment or DaemonSet",
+            "Service targets (Knative) are not supported by Serin; release the Deployment",
+        ),
+        // Flagger "scales" a DaemonSet by a nodeSelector matching no node; Serin's workload
+        // code (primary copy, readiness, scaling, caches) handles Deployments only, so a
+        // DaemonSet would otherwise stall as "target deployment not found".
+        TargetKind::DaemonSet if target.api_version == "apps/v1" => p.push(
+            "spec.targetRef.kind",
+            "DaemonSet targets are not supported by Serin yet; release a Deployment",
         ),
         _ => {}
     }
@@ -433,7 +440,14 @@ mod tests {
                 "service target",
                 |s| s["targetRef"]["kind"] = json!("Service"),
                 vec![
-                    "spec.targetRef.kind: Service targets (Knative) are not supported by Serin; release the Deployment or DaemonSet",
+                    "spec.targetRef.kind: Service targets (Knative) are not supported by Serin; release the Deployment",
+                ],
+            ),
+            (
+                "daemonset target",
+                |s| s["targetRef"]["kind"] = json!("DaemonSet"),
+                vec![
+                    "spec.targetRef.kind: DaemonSet targets are not supported by Serin yet; release a Deployment",
                 ],
             ),
             (

@@ -12,8 +12,9 @@ use super::steps;
 use crate::crd::canary::CanarySpec;
 use crate::crd::status::{CanaryPhase, CanaryStatus};
 
-/// Phases whose ticks are paced by the interval.
-fn paced(phase: Option<CanaryPhase>) -> bool {
+/// Phases whose ticks are paced by the interval (a release is running); the controller stamps
+/// `status.lastTick` only for ticks in these phases, so a settled Canary costs no status write.
+pub fn paced(phase: Option<CanaryPhase>) -> bool {
     matches!(
         phase,
         Some(

@@ -1,22 +1,26 @@
 //! Watching a Canary from outside, as a user would with `kubectl get canary -w`: a background
-//! task polls it every 200 ms, keeps a timeline of every change of phase, weight, failed
-//! checks and metric results, optionally prints each change (the demo's live view), and lets a
-//! scenario wait for a condition with a deadline.
+//! task watches it (every status write arrives as an event, so no short-lived phase is
+//! missed), keeps a timeline of every change of phase, weight, failed checks and metric
+//! results, optionally prints each change (the demo's live view), and lets a scenario wait for
+//! a condition with a deadline.
 
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind},
+    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::Value;
 
 use crate::{error::BedError, util::poll_until};
 
-/// How often the Canary is read.
+/// How late a change can be seen: the watch delivers it at once; this bounds the scheduling
+/// delay of the observer task on a busy machine, for timing checks.
 pub const POLL: Duration = Duration::from_millis(200);
 
 /// What a user sees of a Canary at one moment.
@@ -100,16 +104,18 @@ impl CanaryObserver {
         let timeline: Timeline = Arc::default();
         let started = Instant::now();
         let label = format!("{namespace}/{name}");
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let task = tokio::spawn({
-            let (timeline, name, label) = (timeline.clone(), name.to_string(), label.clone());
+            let (timeline, label) = (timeline.clone(), label.clone());
             async move {
-                loop {
-                    if let Ok(Some(canary)) = api.get_opt(&name).await {
-                        let status = canary.data.get("status").cloned().unwrap_or(Value::Null);
-                        let snapshot = Snapshot::from_status(started.elapsed(), status);
-                        record(&timeline, snapshot, live.then_some(label.as_str()));
-                    }
-                    tokio::time::sleep(POLL).await;
+                let events = watcher(api, config).default_backoff().applied_objects();
+                futures::pin_mut!(events);
+                while let Some(event) = events.next().await {
+                    // Errors are retried by the backoff (relist); the next object catches up.
+                    let Ok(canary) = event else { continue };
+                    let status = canary.data.get("status").cloned().unwrap_or(Value::Null);
+                    let snapshot = Snapshot::from_status(started.elapsed(), status);
+                    record(&timeline, snapshot, live.then_some(label.as_str()));
                 }
             }
         });

@@ -8,6 +8,8 @@ command -v git >/dev/null 2>&1 || packages+=(git)
 # and the webhook disableTLS test's self-signed one.
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# Lua runs the Argo CD health check of deploy/examples/argocd in a test.
+command -v lua5.4 >/dev/null 2>&1 || packages+=(lua5.4)
 # git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
 for pkg in pkg-config libssl-dev zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")

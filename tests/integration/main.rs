@@ -2,6 +2,7 @@
 //! small): CRDs, `serin validate`, built-in metrics, Prometheus, Git, routers and the controller
 //! against the Kubernetes API stand-in.
 
+mod argocd_health;
 mod builtin_metrics;
 mod check_replay;
 mod controller_blue_green;

@@ -106,6 +106,12 @@ impl Apply<'_> {
             Effect::Initialize => {
                 self.workloads()?.initialize(self.snapshot, self.snapshot.observed.provider).await?;
                 self.router.reconcile(&self.route_ctx()).await?;
+                // The first primary is a copy of what Git holds now: the first known-good commit.
+                if status.last_promoted_commit.is_none()
+                    && let Some(commit) = git::live_commit(self.ctx, self.canary, self.snapshot).await
+                {
+                    status.last_promoted_commit = Some(commit);
+                }
             }
             Effect::SetRoutes { primary, canary, mirrored } => {
                 let routes = Routes { primary: *primary, canary: *canary, mirrored: *mirrored };
@@ -120,6 +126,9 @@ impl Apply<'_> {
             Effect::PromotePrimary { revision } => {
                 if *revision == self.snapshot.observed.revision {
                     self.workloads()?.promote(self.snapshot).await?;
+                    if let Some(commit) = git::live_commit(self.ctx, self.canary, self.snapshot).await {
+                        status.last_promoted_commit = Some(commit);
+                    }
                 } else {
                     tracing::warn!(%revision, current = %self.snapshot.observed.revision,
                         "target changed before promotion; the next tick sees the new revision");

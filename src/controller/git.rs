@@ -67,6 +67,46 @@ fn images(snapshot: &Snapshot) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// Finds the Canary's Git source (explicit, or from the Flux / Argo CD objects managing the
+/// target); the error says why not.
+async fn resolve_source(
+    ctx: &Context,
+    canary: &Canary,
+    snapshot: &Snapshot,
+) -> Result<source::ResolvedSource, String> {
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let source_spec =
+        canary.spec.gitops.as_ref().and_then(|g| g.source.clone()).unwrap_or(crate::crd::canary::GitSource {
+            auto: Some(true),
+            url: None,
+            branch: None,
+            path: None,
+            secret_ref: None,
+        });
+    let target: DynamicObject = serde_json::to_value(&*snapshot.target)
+        .and_then(serde_json::from_value)
+        .map_err(|e| format!("reading the target: {e}"))?;
+    source::resolve(&ctx.client, &source_spec, &namespace, &target, ARGOCD_NAMESPACE)
+        .await
+        .map_err(|e| format!("finding the Git source: {e}"))
+}
+
+/// The commit the GitOps agent has applied for the Canary's target now (recorded at
+/// promotion as `status.lastPromotedCommit`); `None` when Git revert is off or the agent does
+/// not report one (an explicit `url` source has no agent).
+pub async fn live_commit(ctx: &Context, canary: &Canary, snapshot: &Snapshot) -> Option<String> {
+    if !canary.spec.gitops.as_ref().is_some_and(|g| g.revert) {
+        return None;
+    }
+    match resolve_source(ctx, canary, snapshot).await {
+        Ok(resolved) => resolved.live_commit,
+        Err(why) => {
+            tracing::warn!(%why, "promoted commit not recorded");
+            None
+        }
+    }
+}
+
 /// Performs the revert of `revision` and returns the status to record.
 pub async fn revert(
     ctx: &Context,
@@ -81,23 +121,10 @@ pub async fn revert(
     };
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
     let name = canary.metadata.name.clone().unwrap_or_default();
-    let source_spec = gitops.source.clone().unwrap_or(crate::crd::canary::GitSource {
-        auto: Some(true),
-        url: None,
-        branch: None,
-        path: None,
-        secret_ref: None,
-    });
-    let target: DynamicObject = match serde_json::to_value(&*snapshot.target).and_then(serde_json::from_value)
-    {
-        Ok(target) => target,
-        Err(e) => return failed_status(revision, format!("reading the target: {e}")),
+    let resolved = match resolve_source(ctx, canary, snapshot).await {
+        Ok(resolved) => resolved,
+        Err(why) => return failed_status(revision, why),
     };
-    let resolved =
-        match source::resolve(&ctx.client, &source_spec, &namespace, &target, ARGOCD_NAMESPACE).await {
-            Ok(resolved) => resolved,
-            Err(e) => return failed_status(revision, format!("finding the Git source: {e}")),
-        };
     let secret_data = match &resolved.secret {
         Some(secret) => match secret_strings(&ctx.stores, &secret.namespace, &secret.name) {
             Ok(data) => data,
@@ -120,7 +147,7 @@ pub async fn revert(
             images,
             commit: resolved.live_commit.clone(),
         },
-        last_promoted_commit: None,
+        last_promoted_commit: canary.status.as_ref().and_then(|s| s.last_promoted_commit.clone()),
         reason: reason.to_string(),
         failed_checks: failed_checks.to_vec(),
         author: Author::from(gitops.author.as_ref()),

@@ -297,4 +297,9 @@ pub struct CanaryStatus {
     /// apart across restarts and however often related objects change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tick: Option<Time>,
+    /// Serin: the Git commit the GitOps agent had applied when the primary was last promoted
+    /// (or first created), with `spec.gitops`; a later revert undoes every commit since it
+    /// that changed the workload, not only the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promoted_commit: Option<String>,
 }

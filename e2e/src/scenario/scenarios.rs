@@ -70,6 +70,11 @@ pub async fn healthy_release_is_promoted(h: &mut Harness, image: &str) -> Result
     })?;
     h.step("promoted: every request goes to the new primary");
     expect_primary_serves(h, tag(image)).await?;
+    if h.app.gitops {
+        // Recorded at promotion from the sync loop's Kustomization status, as on Flux.
+        let recorded = done.status["lastPromotedCommit"].as_str().unwrap_or_default().to_string();
+        check(recorded == commit, || format!("status.lastPromotedCommit is {recorded:?}, not {commit}"))?;
+    }
     let log = h.bed.git().log().await?;
     check(log.first().is_some_and(|c| c.sha == commit), || {
         format!("Git changed after a successful release: head is {:?}", log.first().map(|c| &c.subject))

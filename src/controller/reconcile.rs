@@ -155,9 +155,13 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
 
     // Act, then record.
     let mut next = plan.status.clone();
-    next.last_tick = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        Timestamp::from_second(now.as_second()).unwrap_or(now),
-    ));
+    // Only paced phases need the stamp; a settled canary's tick that changes nothing writes
+    // nothing (an idle canary costs the API server no request).
+    if rollout::paced(current.phase) || rollout::paced(next.phase) {
+        next.last_tick = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::from_second(now.as_second()).unwrap_or(now),
+        ));
+    }
     let apply = Apply { ctx, canary, snapshot: &snapshot, router: router.as_ref() };
     apply.run(&plan.effects, &mut next).await?;
     if next != current {

@@ -12,8 +12,8 @@ use super::steps;
 use crate::crd::canary::CanarySpec;
 use crate::crd::status::{CanaryPhase, CanaryStatus};
 
-/// Phases whose ticks are paced by the interval.
-fn paced(phase: Option<CanaryPhase>) -> bool {
+/// Phases whose ticks are paced by the interval (and so carry `status.lastTick`).
+pub fn paced(phase: Option<CanaryPhase>) -> bool {
     matches!(
         phase,
         Some(

@@ -48,7 +48,8 @@ pub struct PointConfig {
     pub log_dir: Option<PathBuf>,
 }
 
-/// Requests by verb (`verb resource[/sub]`), e.g. `get httproutes`.
+/// The controller's requests by verb (`verb resource[/sub]`), e.g. `get httproutes`; the
+/// bench's own requests are left out.
 pub type VerbCounts = BTreeMap<String, u64>;
 
 /// Everything one point measured.
@@ -86,7 +87,8 @@ pub struct PointResult {
 
 fn counts(records: &[AuditRecord]) -> VerbCounts {
     let mut out = VerbCounts::new();
-    for r in records.iter().filter(|r| r.verb != "watch") {
+    let controller = |r: &&AuditRecord| r.user.as_deref() != Some(setup::BENCH_USER);
+    for r in records.iter().filter(controller).filter(|r| r.verb != "watch") {
         *out.entry(format!("{} {}", r.verb, r.resource_path())).or_default() += 1;
     }
     out
@@ -106,7 +108,7 @@ pub async fn run_point(config: &PointConfig) -> Result<PointResult, BedError> {
         history_limit: (n as usize * 8).max(10_000),
     })
     .await?;
-    let client = api.client()?;
+    let client = setup::bench_client(&api)?;
     let dir = tempfile::Builder::new().prefix("serin-bench-").tempdir().map_err(BedError::io("temp dir"))?;
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig)?;

@@ -107,7 +107,7 @@ pub async fn run(config: &RollbackConfig) -> Result<RollbackResult, BedError> {
     let api =
         ApiServer::start(ServerConfig { bookmark_interval: Duration::from_secs(60), history_limit: 100_000 })
             .await?;
-    let client = api.client()?;
+    let client = setup::bench_client(&api)?;
     let dir = tempfile::Builder::new().prefix("serin-bench-").tempdir().map_err(BedError::io("temp dir"))?;
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig)?;

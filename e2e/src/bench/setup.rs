@@ -13,7 +13,20 @@ use kube::{
 };
 
 use super::ticks::TickRecorder;
-use crate::{bed::apply_crds, error::BedError, proxy, scenario::controller::ControllerProcess};
+use crate::{
+    bed::apply_crds, error::BedError, proxy, scenario::controller::ControllerProcess, server::ApiServer,
+};
+
+/// The user the bench's own requests impersonate, so they can be told from the controller's
+/// in the audit log (the stand-in records `Impersonate-User`).
+pub const BENCH_USER: &str = "serin-bench";
+
+/// A client for the bench's own requests (fleet, rollout status, watches).
+pub fn bench_client(api: &ApiServer) -> Result<Client, BedError> {
+    let mut config = api.client_config()?;
+    config.auth_info.impersonate = Some(BENCH_USER.into());
+    Client::try_from(config).map_err(|e| BedError::Process(format!("bench client: {e}")))
+}
 
 /// Applies Serin's `crds/` and the HTTPRoute CRD the Gateway API router writes.
 pub async fn register_crds(client: &Client) -> Result<(), BedError> {

@@ -143,9 +143,10 @@ pub async fn run_point(config: &PointConfig) -> Result<PointResult, BedError> {
     let setup = started.elapsed();
     eprintln!("[N={n}] all Initialized after {setup:.1?}");
 
-    // Idle: let the initialization's own follow-up reconciles pass, then count one interval+.
+    // Idle: let the initialization's own follow-up reconciles pass, then count exactly one
+    // interval (a whole number of intervals holds one tick per canary whatever their phase).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_window = config.interval + config.interval / 2;
+    let idle_window = config.interval;
     let (idle_from, cpu0) = (api.audit_len(), cpu(&controller)?);
     tokio::time::sleep(idle_window).await;
     let idle_requests = counts(&api.audit_since(idle_from));

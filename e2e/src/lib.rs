@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod apply;
 pub mod audit;
 pub mod bed;
+pub mod bench;
 pub mod delete;
 pub mod demo;
 pub mod discovery;

@@ -435,6 +435,18 @@ impl ApiServer {
         self.state.audit.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many requests the audit log holds (a cheap position for [`Self::audit_since`]).
+    pub fn audit_len(&self) -> usize {
+        self.state.audit.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The audit records from position `from` on (see [`Self::audit_len`]); copies only those,
+    /// so benchmarks can count the requests of a time window without cloning the whole log.
+    pub fn audit_since(&self, from: usize) -> Vec<AuditRecord> {
+        let log = self.state.audit.lock().unwrap_or_else(|e| e.into_inner());
+        log.get(from..).map(<[AuditRecord]>::to_vec).unwrap_or_default()
+    }
+
     /// Drops the watch history: watches from any earlier resourceVersion get 410 Gone.
     pub fn compact_history(&self) {
         self.state.lock().compact();

@@ -110,6 +110,12 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
         }
     }
 
+    // A paced canary woken before its tick is due (by its own status write, a Deployment status
+    // change) waits without reading the router: pacing needs only the caches.
+    if let Some(wait) = paced_wait(canary, ctx, &current, provider) {
+        return Ok(Action::requeue(wait));
+    }
+
     // Observe: caches, plus the router's current split.
     let router = match ctx.routers.router(provider) {
         Ok(router) => router,
@@ -170,6 +176,23 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     }
     record_metrics(ctx, canary, &next);
     Ok(Action::requeue(plan.requeue_after))
+}
+
+/// How long a paced canary must still wait, judged from the caches alone (the routes are not
+/// read, and [`rollout::wait_before_tick`] does not consult them); `None` when the tick should
+/// run now or the canary cannot be observed (the full path reports why).
+fn paced_wait(
+    canary: &Canary,
+    ctx: &Context,
+    current: &CanaryStatus,
+    provider: crate::crd::Provider,
+) -> Option<Duration> {
+    if !rollout::paced(current.phase) {
+        return None;
+    }
+    let unread = Err(RouterError::NotFound(String::new()));
+    let snapshot = observe::snapshot(canary, &ctx.stores, unread, provider).ok()?;
+    rollout::wait_before_tick(&canary.spec, current, &snapshot.observed, Timestamp::now())
 }
 
 /// `namespace/name`, the key of the written-status record.

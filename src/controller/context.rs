@@ -16,6 +16,7 @@ use crate::gitops::GitReverter;
 use crate::notify::dispatch::Dispatcher;
 use crate::notify::{Destination, HttpNotifier, Notifier, NotifyError};
 use crate::rollout::admission::{self, Admission};
+use crate::router::cache::RoutingCache;
 use crate::router::{RouterError, TrafficRouter};
 use crate::telemetry::metrics::Metrics;
 use crate::webhook::WebhookCaller;
@@ -105,12 +106,13 @@ pub trait RouterFactory: Send + Sync {
     fn router(&self, provider: Provider) -> Result<Arc<dyn TrafficRouter>, RouterError>;
 }
 
-/// The routers Serin ships, on a kube client.
-pub struct KubeRouters(pub Client);
+/// The routers Serin ships, on a kube client; with a cache, the routing objects they read
+/// come from watches started on first use.
+pub struct KubeRouters(pub Client, pub Option<Arc<RoutingCache>>);
 
 impl RouterFactory for KubeRouters {
     fn router(&self, provider: Provider) -> Result<Arc<dyn TrafficRouter>, RouterError> {
-        crate::router::for_provider(provider, self.0.clone())
+        crate::router::for_provider_with(provider, self.0.clone(), self.1.clone())
     }
 }
 

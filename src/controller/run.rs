@@ -190,7 +190,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         settings: config.settings.clone(),
         metrics: metrics.clone(),
         recorder: Recorder::new(client.clone(), reporter),
-        routers: Arc::new(KubeRouters(client.clone())),
+        routers: Arc::new(KubeRouters(client.clone(), Some(crate::router::cache::RoutingCache::new()))),
         backends: Arc::new(PrometheusBackends::new(stores.clone(), config.settings.metrics_server.clone())),
         webhooks: Arc::new(webhooks),
         git: Arc::new(Git2Reverter::new(ReverterConfig {

@@ -3,11 +3,12 @@
 //!
 //! Live reads that remain (the reconciler tests in `controller::tests` assert them call by
 //! call):
-//! - **every tick**: the router's `get_routes`, one GET of the routing object (the apex Service
-//!   for `kubernetes`; the HTTPRoute, VirtualService, TrafficSplit, Ingress, … of the other
-//!   routers). Routers are chosen per Canary and most of their kinds are CRDs that may not be
-//!   installed, so a cache would mean a dynamic reflector per served kind started on demand;
-//!   not done yet. An idle Canary thus costs one GET per interval and no write.
+//! - **not per tick any more**: the router's `get_routes` reads the routing object (the apex
+//!   Service for `kubernetes`; the HTTPRoute, VirtualService, TrafficSplit, Ingress, … of the
+//!   other routers) through `router::cache::RoutingCache`: a watch per kind, started on the
+//!   first successful live read of that kind, serving reads once listed. A read goes live only
+//!   while the kind's cache is starting, for an object it does not hold yet, or right after
+//!   Serin wrote the object until the watch shows that write.
 //! - **only inside effects** (initialisation, a new revision, promotion, deletion): the
 //!   target's HorizontalPodAutoscaler (`Workloads::target_hpa`), read when the primary is
 //!   written and when the target is scaled up; and, on rollback with `gitops`, the Flux

@@ -5,43 +5,51 @@
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{ROUTER_FIELD_MANAGER, RouteContext, RouterError, Routes, TrafficRouter};
+use super::object::{Objects, RoutingKind};
+use super::{RouteContext, RouterError, Routes, TrafficRouter};
 use crate::crd::Provider;
 use crate::workload::services::{Selects, selector_for};
 
 /// The blue/green switch: every request to the canary.
 const ALL_TO_CANARY: Routes = Routes { primary: 0, canary: 100, mirrored: false };
 
+/// The apex Service, read and applied like the other routers' objects (and so cached the same
+/// way).
+const SERVICE: RoutingKind = RoutingKind { group: "", version: "v1", kind: "Service", plural: "services" };
+
 /// Routes by switching the apex Service selector.
 pub struct KubernetesRouter {
-    client: Client,
+    objects: Objects,
 }
 
 impl KubernetesRouter {
     /// A router using `client`.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self::with_objects(Objects::new(client))
+    }
+
+    /// A router reading and writing through `objects` (which may carry a cache).
+    pub fn with_objects(objects: Objects) -> Self {
+        Self { objects }
     }
 
     async fn point_apex_at(&self, ctx: &RouteContext<'_>, selects: Selects) -> Result<(), RouterError> {
         let name = ctx.spec.service_name();
-        let api: Api<Service> = Api::namespaced(self.client.clone(), ctx.namespace);
         let patch = json!({
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": ctx.namespace},
             "spec": {"selector": selector_for(ctx.selector, selects)},
         });
-        api.patch(name, &PatchParams::apply(ROUTER_FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|source| RouterError::Api {
+        self.objects.apply(SERVICE, ctx.namespace, &patch).await.map_err(|e| match e {
+            RouterError::Api { source, .. } => RouterError::Api {
                 action: format!("pointing Service {}/{name} at the {selects:?} pods", ctx.namespace),
                 source,
-            })
+            },
+            other => other,
+        })
     }
 }
 
@@ -77,13 +85,11 @@ impl TrafficRouter for KubernetesRouter {
 
     async fn get_routes(&self, ctx: &RouteContext<'_>) -> Result<Routes, RouterError> {
         let name = ctx.spec.service_name();
-        let api: Api<Service> = Api::namespaced(self.client.clone(), ctx.namespace);
-        let service = api.get_opt(name).await.map_err(|source| RouterError::Api {
-            action: format!("reading Service {}/{name}", ctx.namespace),
-            source,
-        })?;
         let what = |detail: &str| format!("Service {}/{name}{detail}", ctx.namespace);
-        let service = service.ok_or_else(|| RouterError::NotFound(what("")))?;
+        let live = self.objects.get(SERVICE, ctx.namespace, name).await?;
+        let live = live.ok_or_else(|| RouterError::NotFound(what("")))?;
+        let service: Service = serde_json::from_value(live)
+            .map_err(|e| RouterError::Invalid { object: what(""), reason: e.to_string() })?;
         let value = service
             .spec
             .as_ref()

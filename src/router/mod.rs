@@ -1,6 +1,7 @@
 //! Traffic routers: how a canary's traffic split reaches the data plane. One trait, one file per
 //! implementation, chosen by the typed `spec.provider`.
 
+pub mod cache;
 pub mod contour;
 pub mod gateway_api;
 pub mod istio;
@@ -103,22 +104,45 @@ pub trait TrafficRouter: Send + Sync {
     async fn finalize(&self, ctx: &RouteContext<'_>) -> Result<(), RouterError>;
 }
 
-/// The router for `provider`.
+/// The router for `provider`, every read live (tests, one-off tools).
 pub fn for_provider(provider: Provider, client: Client) -> Result<Arc<dyn TrafficRouter>, RouterError> {
-    match provider {
-        Provider::Kubernetes => Ok(Arc::new(kubernetes::KubernetesRouter::new(client))),
-        Provider::GatewayApiV1 => Ok(Arc::new(gateway_api::router(client, gateway_api::Version::V1))),
-        Provider::GatewayApiV1Beta1 => {
-            Ok(Arc::new(gateway_api::router(client, gateway_api::Version::V1Beta1)))
+    for_provider_with(provider, client, None)
+}
+
+/// The router for `provider`; with `cache`, the routing objects it reads come from watches
+/// (the controller: an idle Canary then costs the API server no request per tick).
+pub fn for_provider_with(
+    provider: Provider,
+    client: Client,
+    cache: Option<Arc<cache::RoutingCache>>,
+) -> Result<Arc<dyn TrafficRouter>, RouterError> {
+    fn cached<S: object::Shape + 'static>(
+        router: object::ObjectRouter<S>,
+        cache: Option<Arc<cache::RoutingCache>>,
+    ) -> Arc<dyn TrafficRouter> {
+        match cache {
+            Some(cache) => Arc::new(router.with_cache(cache)),
+            None => Arc::new(router),
         }
-        Provider::Istio => Ok(Arc::new(istio::router(client))),
-        Provider::Linkerd => Ok(Arc::new(linkerd::router(client))),
-        Provider::SmiV1Alpha1 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha1))),
-        Provider::SmiV1Alpha2 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha2))),
-        Provider::SmiV1Alpha3 => Ok(Arc::new(smi::router(client, smi::Version::V1Alpha3))),
-        Provider::Nginx => Ok(Arc::new(nginx::NginxRouter::new(client))),
-        Provider::Traefik => Ok(Arc::new(traefik::router(client))),
-        Provider::Contour => Ok(Arc::new(contour::router(client))),
+    }
+    let objects = match &cache {
+        Some(cache) => object::Objects::new(client.clone()).with_cache(cache.clone()),
+        None => object::Objects::new(client.clone()),
+    };
+    match provider {
+        Provider::Kubernetes => Ok(Arc::new(kubernetes::KubernetesRouter::with_objects(objects))),
+        Provider::GatewayApiV1 => Ok(cached(gateway_api::router(client, gateway_api::Version::V1), cache)),
+        Provider::GatewayApiV1Beta1 => {
+            Ok(cached(gateway_api::router(client, gateway_api::Version::V1Beta1), cache))
+        }
+        Provider::Istio => Ok(cached(istio::router(client), cache)),
+        Provider::Linkerd => Ok(cached(linkerd::router(client), cache)),
+        Provider::SmiV1Alpha1 => Ok(cached(smi::router(client, smi::Version::V1Alpha1), cache)),
+        Provider::SmiV1Alpha2 => Ok(cached(smi::router(client, smi::Version::V1Alpha2), cache)),
+        Provider::SmiV1Alpha3 => Ok(cached(smi::router(client, smi::Version::V1Alpha3), cache)),
+        Provider::Nginx => Ok(Arc::new(nginx::NginxRouter::with_objects(objects))),
+        Provider::Traefik => Ok(cached(traefik::router(client), cache)),
+        Provider::Contour => Ok(cached(contour::router(client), cache)),
         other => Err(RouterError::NoRouter(other)),
     }
 }

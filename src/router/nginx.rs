@@ -215,7 +215,12 @@ pub struct NginxRouter {
 impl NginxRouter {
     /// A router using `client`.
     pub fn new(client: Client) -> Self {
-        Self { objects: Objects::new(client) }
+        Self::with_objects(Objects::new(client))
+    }
+
+    /// A router reading and writing through `objects` (which may carry a cache).
+    pub fn with_objects(objects: Objects) -> Self {
+        Self { objects }
     }
 
     async fn source(&self, ctx: &RouteContext<'_>) -> Result<Value, RouterError> {

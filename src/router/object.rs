@@ -12,12 +12,15 @@
 //!   routes Serin manages are changed (the user's other rules and filters stay); `finalize`
 //!   applies the recorded spec back.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Client, ResourceExt};
 use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
+use super::cache::RoutingCache;
 use super::{ROUTER_FIELD_MANAGER, RouteContext, RouterError, Routes, TrafficRouter};
 use crate::crd::{API_VERSION, CanarySpec, Provider};
 
@@ -214,16 +217,24 @@ pub fn unsupported(provider: Provider, routes: Routes, reason: &'static str) -> 
     RouterError::Unsupported { provider, routes, reason }
 }
 
-/// Dynamic reads and server-side applies with Serin's router field manager.
+/// Dynamic reads and server-side applies with Serin's router field manager; reads come from a
+/// [`RoutingCache`] when one is attached and can vouch for the object.
 #[derive(Clone)]
 pub struct Objects {
     client: Client,
+    cache: Option<Arc<RoutingCache>>,
 }
 
 impl Objects {
-    /// Access through `client`.
+    /// Access through `client`, every read live.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self { client, cache: None }
+    }
+
+    /// Reads through `cache` (see [`RoutingCache`]).
+    pub fn with_cache(mut self, cache: Arc<RoutingCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     fn api(&self, kind: RoutingKind, namespace: &str) -> Api<DynamicObject> {
@@ -237,10 +248,20 @@ impl Objects {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>, RouterError> {
-        let found = self.api(kind, namespace).get_opt(name).await.map_err(|source| RouterError::Api {
-            action: format!("reading {} {namespace}/{name}", kind.kind),
-            source,
-        })?;
+        let cached = self.cache.as_ref().and_then(|c| c.get(kind, namespace, name));
+        let found = match cached {
+            Some(object) => Some((*object).clone()),
+            None => {
+                let found = self.api(kind, namespace).get_opt(name).await.map_err(|source| {
+                    RouterError::Api { action: format!("reading {} {namespace}/{name}", kind.kind), source }
+                })?;
+                // The kind is served: from now on it can be watched.
+                if let Some(cache) = &self.cache {
+                    cache.start(&self.client, kind);
+                }
+                found
+            }
+        };
         found
             .map(|o| {
                 serde_json::to_value(o).map_err(|e| RouterError::Invalid {
@@ -258,7 +279,11 @@ impl Objects {
         self.api(kind, namespace)
             .patch(name, &PatchParams::apply(ROUTER_FIELD_MANAGER).force(), &Patch::Apply(body))
             .await
-            .map(|_| ())
+            .map(|applied| {
+                if let Some(cache) = &self.cache {
+                    cache.wrote(kind, namespace, name, applied.resource_version());
+                }
+            })
             .map_err(|source| match &source {
                 kube::Error::Api(status) if status.code == 404 => {
                     RouterError::MissingKind { kind: format!("{} ({})", kind.kind, kind.api_version()) }
@@ -306,6 +331,12 @@ impl<S: Shape> ObjectRouter<S> {
     /// A router writing `shape` through `client`.
     pub fn new(client: Client, shape: S) -> Self {
         Self { objects: Objects::new(client), shape }
+    }
+
+    /// Reads through `cache` (see [`RoutingCache`]).
+    pub fn with_cache(mut self, cache: Arc<RoutingCache>) -> Self {
+        self.objects = self.objects.with_cache(cache);
+        self
     }
 
     async fn live(&self, ctx: &RouteContext<'_>) -> Result<Option<Value>, RouterError> {

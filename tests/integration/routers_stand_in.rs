@@ -14,7 +14,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 use serin::crd::{CanarySpec, Provider};
-use serin::router::{RouteContext, RouterError, Routes, TrafficRouter, for_provider};
+use serin::router::cache::RoutingCache;
+use serin::router::{RouteContext, RouterError, Routes, TrafficRouter, for_provider, for_provider_with};
 use serin::workload::primary::SelectorLabel;
 use serin_e2e::{ApiServer, ServerConfig};
 
@@ -483,6 +484,9 @@ pub(crate) async fn every_router_release(client: &Client, router_client: &Client
     let mirror = json!({"stepWeight": null, "maxWeight": null, "iterations": 2, "mirror": true,
         "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]});
     let weighted_steps = vec![canary(90, 10), canary(80, 20), canary(70, 30), Routes::STABLE];
+    // As in the controller: one cache for every router, so reads right after writes are
+    // checked against the watch-backed copies too.
+    let cache = RoutingCache::new();
     let providers = [
         "gatewayapi:v1",
         "gatewayapi:v1beta1",
@@ -522,7 +526,8 @@ pub(crate) async fn every_router_release(client: &Client, router_client: &Client
             spec.ingress_ref.as_mut().expect("ref").name = name.clone();
             let ctx = ctx(&spec, &label);
             let provider = spec.provider.expect("provider");
-            let router = for_provider(provider, router_client.clone()).expect("router");
+            let router =
+                for_provider_with(provider, router_client.clone(), Some(cache.clone())).expect("router");
             let mut seen = engine_run(router.as_ref(), &ctx, provider).await;
             // The engine repeats an idempotent SetRoutes while it iterates at the same split.
             seen.dedup();
@@ -570,4 +575,57 @@ async fn a_user_owned_traffic_split_is_taken_over_and_restored() {
     assert_eq!(router.get_routes(&ctx).await.expect("routes"), split(80, 20));
     router.finalize(&ctx).await.expect("restored");
     assert_eq!(get(&splits, "podinfo").await["spec"], user_spec);
+}
+
+/// With the routing cache (as the controller runs routers), reading the split of a settled
+/// Canary costs the API server no request once the watch is in, and a read right after
+/// Serin's own write still sees that write (for an HTTPRoute and for the apex Service of the
+/// `kubernetes` router).
+#[tokio::test]
+async fn cached_routes_cost_no_request_and_never_lag_behind_serin_s_writes() {
+    let (server, client) = start().await;
+    crd(&client, "gateway.networking.k8s.io", "HTTPRoute", "httproutes", &["v1"]).await;
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), NS);
+    let apex: k8s_openapi::api::core::v1::Service =
+        serde_json::from_value(json!({"metadata": {"name": "bg"}, "spec": {"ports": [{"port": 80}]}}))
+            .expect("service");
+    services.create(&PostParams::default(), &apex).await.expect("apex service");
+    let cache = RoutingCache::new();
+    let label = label();
+    let weighted = json!({"stepWeight": 10, "maxWeight": 30,
+        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]});
+    let blue_green = json!({"stepWeight": null, "maxWeight": null, "iterations": 2,
+        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]});
+    let gateway = spec("gatewayapi:v1", json!({"gatewayRefs": [{"name": "gw"}]}), weighted);
+    let mut kubernetes = spec("kubernetes", json!({}), blue_green);
+    kubernetes.service.name = Some("bg".into());
+    for (spec, switch) in [(&gateway, split(70, 30)), (&kubernetes, split(0, 100))] {
+        let provider = spec.provider.expect("provider");
+        let router = for_provider_with(provider, client.clone(), Some(cache.clone())).expect("router");
+        let ctx = ctx(spec, &label);
+        router.reconcile(&ctx).await.expect("reconcile");
+        assert_eq!(router.get_routes(&ctx).await.expect("routes"), Routes::STABLE, "{provider}");
+        // Wait until the watch serves reads: a read that makes no request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let before = server.audit_len();
+            assert_eq!(router.get_routes(&ctx).await.expect("routes"), Routes::STABLE, "{provider}");
+            let gets = server.audit_since(before).iter().filter(|r| r.verb == "get").count();
+            if gets == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{provider}: the cache never served a read");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = server.audit_len();
+        for _ in 0..5 {
+            assert_eq!(router.get_routes(&ctx).await.expect("routes"), Routes::STABLE, "{provider}");
+        }
+        assert!(server.audit_since(before).is_empty(), "{provider}: idle reads made requests");
+        // Read right after writing: never the cache's older copy.
+        router.set_routes(&ctx, switch).await.expect("switch");
+        assert_eq!(router.get_routes(&ctx).await.expect("routes"), switch, "{provider}");
+        router.set_routes(&ctx, Routes::STABLE).await.expect("back");
+        assert_eq!(router.get_routes(&ctx).await.expect("routes"), Routes::STABLE, "{provider}");
+    }
 }

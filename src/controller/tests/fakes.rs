@@ -189,7 +189,7 @@ impl World {
             },
             metrics: Metrics::register(&mut Registry::default()),
             recorder: Recorder::new(client.clone(), reporter),
-            routers: Arc::new(KubeRouters(client)),
+            routers: Arc::new(KubeRouters(client, None)),
             backends: Arc::new(FakeBackends(self.metrics.clone())),
             webhooks: self.webhooks.clone(),
             git: self.git.clone(),

@@ -1,0 +1,136 @@
+//! Watch-backed caches of routing objects, so reading the split in force every tick costs the
+//! API server nothing.
+//!
+//! A kind's reflector (all namespaces) starts the first time a live read of that kind
+//! succeeds — kinds whose CRDs are not installed never get a failing watch — and serves reads
+//! once its first list is in. Until then, and for anything the cache cannot vouch for, reads go
+//! to the API:
+//! - an object the cache does not hold (it may have just been created);
+//! - an object Serin wrote whose write the cache has not seen yet: every apply records the
+//!   `resourceVersion` it produced, and the cached copy counts only once it carries that
+//!   version (resourceVersions are compared for equality only, as the API allows).
+//!
+//! A watch that keeps failing (e.g. no `list`/`watch` permission) only means the cache never
+//! becomes ready: reads stay live.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::object::RoutingKind;
+
+/// Where a kind's cache stands.
+enum Entry {
+    /// The reflector runs; its first list is not in yet.
+    Starting,
+    /// Serving reads.
+    Ready(Store<DynamicObject>),
+}
+
+/// Identifies an object of a routing kind.
+type Key = (String, String, String);
+
+fn kind_key(kind: RoutingKind) -> String {
+    format!("{}/{}", kind.api_version(), kind.kind)
+}
+
+fn key(kind: RoutingKind, namespace: &str, name: &str) -> Key {
+    (kind_key(kind), namespace.to_string(), name.to_string())
+}
+
+/// Caches of every routing kind read so far; shared by all routers of one controller.
+#[derive(Default)]
+pub struct RoutingCache {
+    kinds: Mutex<HashMap<String, Entry>>,
+    /// resourceVersion of each object as Serin's last apply left it.
+    written: Mutex<HashMap<Key, String>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RoutingCache {
+    /// An empty cache; reflectors start on demand.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The cached object, when the cache can vouch for it; `None` means "ask the API".
+    pub fn get(&self, kind: RoutingKind, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        let store = match lock(&self.kinds).get(&kind_key(kind)) {
+            Some(Entry::Ready(store)) => store.clone(),
+            _ => return None,
+        };
+        let object = store.get(&ObjectRef::new_with(name, kind.api_resource()).within(namespace))?;
+        let key = key(kind, namespace, name);
+        let mut written = lock(&self.written);
+        match written.get(&key) {
+            Some(version) if object.resource_version().as_ref() != Some(version) => None,
+            Some(_) => {
+                written.remove(&key);
+                Some(object)
+            }
+            None => Some(object),
+        }
+    }
+
+    /// Records the resourceVersion Serin's write produced, so older cached copies are not used.
+    pub fn wrote(&self, kind: RoutingKind, namespace: &str, name: &str, resource_version: Option<String>) {
+        let key = key(kind, namespace, name);
+        let mut written = lock(&self.written);
+        match resource_version {
+            Some(version) => written.insert(key, version),
+            None => written.remove(&key),
+        };
+    }
+
+    /// Starts the reflector of `kind` unless it runs (call after a live read of it succeeded).
+    pub fn start(self: &Arc<Self>, client: &Client, kind: RoutingKind) {
+        let mut kinds = lock(&self.kinds);
+        let name = kind_key(kind);
+        if kinds.contains_key(&name) {
+            return;
+        }
+        kinds.insert(name.clone(), Entry::Starting);
+        drop(kinds);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
+        let writer = reflector::store::Writer::new(kind.api_resource());
+        let reader = writer.as_reader();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
+        let driver = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(kind = kind.kind, error = %e, "routing cache watch failed; retrying");
+                }
+            }
+        });
+        let this = Arc::downgrade(self);
+        let ready = tokio::spawn(async move {
+            if reader.wait_until_ready().await.is_ok()
+                && let Some(cache) = this.upgrade()
+            {
+                tracing::debug!(kind = kind.kind, "routing cache ready");
+                lock(&cache.kinds).insert(name, Entry::Ready(reader));
+            }
+        });
+        lock(&self.tasks).extend([driver, ready]);
+    }
+}
+
+impl Drop for RoutingCache {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}

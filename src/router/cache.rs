@@ -8,7 +8,8 @@
 //! - an object the cache does not hold (it may have just been created);
 //! - an object Serin wrote whose write the cache has not seen yet: every apply records the
 //!   `resourceVersion` it produced, and the cached copy counts only once it carries that
-//!   version (resourceVersions are compared for equality only, as the API allows).
+//!   version, or the version a later live read returned (resourceVersions are compared for
+//!   equality only, as the API allows).
 //!
 //! A watch that keeps failing (e.g. no `list`/`watch` permission) only means the cache never
 //! becomes ready: reads stay live.
@@ -89,6 +90,30 @@ impl RoutingCache {
             Some(version) => written.insert(key, version),
             None => written.remove(&key),
         };
+    }
+
+    /// After a live read: an object still waiting for its write to show in the watch now waits
+    /// for the version just read instead (someone may have changed it after Serin did; the
+    /// watch will never show Serin's version then).
+    pub fn read_live(
+        &self,
+        kind: RoutingKind,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<String>,
+    ) {
+        let key = key(kind, namespace, name);
+        let mut written = lock(&self.written);
+        if let std::collections::hash_map::Entry::Occupied(mut waiting) = written.entry(key) {
+            match resource_version {
+                Some(version) => {
+                    waiting.insert(version);
+                }
+                None => {
+                    waiting.remove();
+                }
+            }
+        }
     }
 
     /// Starts the reflector of `kind` unless it runs (call after a live read of it succeeded).

@@ -257,6 +257,7 @@ impl Objects {
                 })?;
                 // The kind is served: from now on it can be watched.
                 if let Some(cache) = &self.cache {
+                    cache.read_live(kind, namespace, name, found.as_ref().and_then(|o| o.resource_version()));
                     cache.start(&self.client, kind);
                 }
                 found

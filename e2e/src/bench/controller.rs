@@ -20,15 +20,11 @@ use crate::{
     audit::AuditRecord,
     error::BedError,
     scenario::controller::{ControllerConfig, ControllerProcess},
-    server::{ApiServer, ServerConfig},
 };
 
 use super::{
-    fleet::{self, CanaryShape, RolloutWriter},
-    procstat,
-    responder::Responder,
-    setup,
-    ticks::{self, TickRecorder},
+    fleet::{self, CanaryShape},
+    procstat, setup, ticks,
 };
 
 /// How one point runs.
@@ -103,19 +99,8 @@ fn cpu(process: &ControllerProcess) -> Result<f64, BedError> {
 pub async fn run_point(config: &PointConfig) -> Result<PointResult, BedError> {
     let started = Instant::now();
     let n = config.canaries;
-    let api = ApiServer::start(ServerConfig {
-        bookmark_interval: Duration::from_secs(60),
-        history_limit: (n as usize * 8).max(10_000),
-    })
-    .await?;
-    let client = setup::bench_client(&api)?;
-    let dir = tempfile::Builder::new().prefix("serin-bench-").tempdir().map_err(BedError::io("temp dir"))?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig)?;
-    setup::register_crds(&client).await?;
-    let responder = Responder::start().await?;
-    let _writer = RolloutWriter::start(client.clone());
-    let recorder = TickRecorder::start(client.clone());
+    let setup::BenchCluster { api, client, dir, kubeconfig, responder, writer: _writer, recorder } =
+        setup::BenchCluster::start((n as usize * 8).max(10_000)).await?;
     let shape = CanaryShape {
         interval_secs: config.interval.as_secs().max(1),
         threshold: 5,

@@ -21,15 +21,12 @@ use kube::{
 use serde_json::Value;
 
 use super::{
-    fleet::{self, CanaryShape, NAMESPACE, PREFIX, RolloutWriter},
-    responder::Responder,
-    setup,
-    ticks::{self, TickRecorder},
+    fleet::{self, CanaryShape, NAMESPACE, PREFIX},
+    setup, ticks,
 };
 use crate::{
     error::BedError,
     scenario::controller::{ControllerConfig, ControllerProcess},
-    server::{ApiServer, ServerConfig},
 };
 
 /// How the rollback benchmark runs.
@@ -104,17 +101,8 @@ fn watch_routes(client: kube::Client) -> (RouteLog, tokio::task::JoinHandle<()>)
 pub async fn run(config: &RollbackConfig) -> Result<RollbackResult, BedError> {
     let started = Instant::now();
     let n = config.rollbacks;
-    let api =
-        ApiServer::start(ServerConfig { bookmark_interval: Duration::from_secs(60), history_limit: 100_000 })
-            .await?;
-    let client = setup::bench_client(&api)?;
-    let dir = tempfile::Builder::new().prefix("serin-bench-").tempdir().map_err(BedError::io("temp dir"))?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig)?;
-    setup::register_crds(&client).await?;
-    let responder = Responder::start().await?;
-    let _writer = RolloutWriter::start(client.clone());
-    let recorder = TickRecorder::start(client.clone());
+    let setup::BenchCluster { api, client, dir, kubeconfig, responder, writer: _writer, recorder } =
+        setup::BenchCluster::start(100_000).await?;
     let (routes, route_task) = watch_routes(client.clone());
     let shape = CanaryShape {
         interval_secs: config.interval.as_secs().max(1),

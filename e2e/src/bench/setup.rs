@@ -2,7 +2,7 @@
 //! phase (bounded, failing early when the controller died).
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -12,10 +12,55 @@ use kube::{
     api::{Patch, PatchParams},
 };
 
-use super::ticks::TickRecorder;
+use super::{
+    fleet::RolloutWriter,
+    responder::{Responder, RunningResponder},
+    ticks::TickRecorder,
+};
 use crate::{
     bed::apply_crds, error::BedError, proxy, scenario::controller::ControllerProcess, server::ApiServer,
 };
+
+/// What every benchmark starts with: a fresh API stand-in with Serin's CRDs, a kubeconfig for
+/// the controller, the Prometheus-API responder, the writer that marks Deployments rolled
+/// out, and the tick recorder.
+pub struct BenchCluster {
+    /// The API stand-in.
+    pub api: ApiServer,
+    /// The bench's own client ([`bench_client`]).
+    pub client: Client,
+    /// Temporary directory holding the kubeconfig (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The kubeconfig for the controller.
+    pub kubeconfig: PathBuf,
+    /// Answers the controller's metric queries.
+    pub responder: RunningResponder,
+    /// Marks Deployments rolled out (stops on drop).
+    pub writer: RolloutWriter,
+    /// Records every canary's ticks.
+    pub recorder: TickRecorder,
+}
+
+impl BenchCluster {
+    /// Starts everything; `history_limit` sizes the stand-in's watch history.
+    pub async fn start(history_limit: usize) -> Result<Self, BedError> {
+        let api = ApiServer::start(crate::server::ServerConfig {
+            bookmark_interval: Duration::from_secs(60),
+            history_limit,
+        })
+        .await?;
+        let client = bench_client(&api)?;
+        let dir =
+            tempfile::Builder::new().prefix("serin-bench-").tempdir().map_err(BedError::io("temp dir"))?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig)?;
+        register_crds(&client).await?;
+        let responder = Responder::start().await?;
+        let writer = RolloutWriter::start(client.clone());
+        let recorder = TickRecorder::start(client.clone());
+        Ok(BenchCluster { api, client, dir, kubeconfig, responder, writer, recorder })
+    }
+}
 
 /// The user the bench's own requests impersonate, so they can be told from the controller's
 /// in the audit log (the stand-in records `Impersonate-User`).

@@ -83,9 +83,9 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    // managedFields are never read from the caches and are often the larger part of an object.
+    let events = watcher(api, watcher::Config::default()).modify(|o| o.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, events).default_backoff().touched_objects();
     (reader, stream)
 }
 

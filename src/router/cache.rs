@@ -128,9 +128,9 @@ impl RoutingCache {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
         let writer = reflector::store::Writer::new(kind.api_resource());
         let reader = writer.as_reader();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        // managedFields are never read from the cache; dropping them saves most of its memory.
+        let events = watcher(api, watcher::Config::default()).modify(|o| o.metadata.managed_fields = None);
+        let stream = reflector::reflector(writer, events).default_backoff().touched_objects();
         let driver = tokio::spawn(async move {
             futures::pin_mut!(stream);
             while let Some(event) = stream.next().await {

@@ -112,17 +112,13 @@ pub async fn run_point(config: &PointConfig) -> Result<PointResult, BedError> {
     eprintln!("[N={n}] {} deployments and canaries created in {:.1?}", n, started.elapsed());
     let log_dir = config.log_dir.clone().unwrap_or_else(|| dir.path().to_path_buf());
     std::fs::create_dir_all(&log_dir).map_err(BedError::io(format!("create {}", log_dir.display())))?;
-    let controller = ControllerProcess::start(ControllerConfig {
-        serin: config.serin.clone(),
-        kubeconfig,
-        provider: "gatewayapi:v1".into(),
-        metrics_server: responder.url(),
-        gateway_metrics: "istio".into(),
-        listen: format!("127.0.0.1:{}", crate::util::free_port()?),
-        leader_identity: None,
-        git_cache_dir: dir.path().join("git-cache"),
-        log_file: log_dir.join(format!("controller-{n}.log")),
-    })?;
+    let controller = ControllerProcess::start(ControllerConfig::new(
+        &config.serin,
+        &kubeconfig,
+        responder.url(),
+        dir.path(),
+        log_dir.join(format!("controller-{n}.log")),
+    )?)?;
     setup::wait_for(&recorder, &controller, n as usize, &["Initialized"], config.setup_timeout, started)
         .await?;
     let setup = started.elapsed();

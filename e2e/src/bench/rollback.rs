@@ -112,17 +112,13 @@ pub async fn run(config: &RollbackConfig) -> Result<RollbackResult, BedError> {
         metrics: vec!["request-success-rate"],
     };
     fleet::create(&client, n, &shape).await?;
-    let controller = ControllerProcess::start(ControllerConfig {
-        serin: config.serin.clone(),
-        kubeconfig,
-        provider: "gatewayapi:v1".into(),
-        metrics_server: responder.url(),
-        gateway_metrics: "istio".into(),
-        listen: format!("127.0.0.1:{}", crate::util::free_port()?),
-        leader_identity: None,
-        git_cache_dir: dir.path().join("git-cache"),
-        log_file: dir.path().join("controller.log"),
-    })?;
+    let controller = ControllerProcess::start(ControllerConfig::new(
+        &config.serin,
+        &kubeconfig,
+        responder.url(),
+        dir.path(),
+        dir.path().join("controller.log"),
+    )?)?;
     setup::wait_for(&recorder, &controller, n as usize, &["Initialized"], config.timeout, started).await?;
     for i in 0..n {
         fleet::release(&client, i, "demo:2.0.0").await?;

@@ -37,6 +37,31 @@ pub struct ControllerConfig {
     pub log_file: PathBuf,
 }
 
+impl ControllerConfig {
+    /// One controller as the scenarios and benchmarks run it: the Gateway API router with the
+    /// Istio gateway's metrics from `metrics_server`, `/metrics` on a free port, no leader
+    /// election, the Git cache under `dir`.
+    pub fn new(
+        serin: &Path,
+        kubeconfig: &Path,
+        metrics_server: String,
+        dir: &Path,
+        log_file: PathBuf,
+    ) -> Result<Self, BedError> {
+        Ok(ControllerConfig {
+            serin: serin.to_path_buf(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            provider: "gatewayapi:v1".into(),
+            metrics_server,
+            gateway_metrics: "istio".into(),
+            listen: format!("127.0.0.1:{}", crate::util::free_port()?),
+            leader_identity: None,
+            git_cache_dir: dir.join("git-cache"),
+            log_file,
+        })
+    }
+}
+
 /// A running (or stopped) controller process. Clones are handles to the same process, so a
 /// chaos task can kill it while a scenario runs; the last handle dropped kills it.
 #[derive(Debug, Clone)]

@@ -28,7 +28,6 @@ use crate::{
     bed::{BedConfig, TestBed},
     error::BedError,
     load::LoadGenerator,
-    util,
 };
 use app::App;
 use controller::{ControllerConfig, ControllerProcess};
@@ -224,15 +223,13 @@ fn controller_config(
 ) -> Result<ControllerConfig, BedError> {
     let dir = bed.dir().join(format!("controller-{replica}"));
     std::fs::create_dir_all(&dir).map_err(BedError::io(format!("create {}", dir.display())))?;
-    Ok(ControllerConfig {
-        serin: serin.to_path_buf(),
-        kubeconfig: bed.kubeconfig_path().to_path_buf(),
-        provider: "gatewayapi:v1".into(),
-        metrics_server: bed.prometheus().url(),
-        gateway_metrics: "istio".into(),
-        listen: format!("127.0.0.1:{}", util::free_port()?),
-        leader_identity: identity,
-        git_cache_dir: dir.join("git-cache"),
-        log_file: dir.join("controller.log"),
-    })
+    let mut config = ControllerConfig::new(
+        serin,
+        bed.kubeconfig_path(),
+        bed.prometheus().url(),
+        &dir,
+        dir.join("controller.log"),
+    )?;
+    config.leader_identity = identity;
+    Ok(config)
 }

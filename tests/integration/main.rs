@@ -4,6 +4,7 @@
 
 mod argocd_health;
 mod builtin_metrics;
+mod check_cluster;
 mod check_replay;
 mod controller_blue_green;
 mod controller_limits;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
 use tokio::sync::watch;
 
 use super::shard::Shard;
@@ -175,7 +174,7 @@ pub struct Context {
     /// Prometheus metrics of the controller.
     pub metrics: Metrics,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub recorder: super::events::EventRecorder,
     /// Traffic routers.
     pub routers: Arc<dyn RouterFactory>,
     /// Metric backends.

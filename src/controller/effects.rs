@@ -4,7 +4,7 @@
 
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
+use kube::runtime::events::EventType as KubeEventType;
 use serde_json::json;
 use thiserror::Error;
 
@@ -203,17 +203,12 @@ impl Apply<'_> {
     /// Records a Kubernetes Event and forwards it to the canary's `event` webhooks (in the
     /// background: their failures are only logged).
     pub async fn event(&self, type_: EventType, reason: &str, message: &str) {
-        let event = KubeEvent {
-            type_: match type_ {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            reason: reason.to_string(),
-            note: Some(message.chars().take(1000).collect()),
-            action: reason.to_string(),
-            secondary: None,
+        let kind = match type_ {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
         };
-        if let Err(e) = self.ctx.recorder.publish(&event, &self.canary.object_ref(&())).await {
+        let note: String = message.chars().take(1000).collect();
+        if let Err(e) = self.ctx.recorder.publish(&self.canary.object_ref(&()), kind, reason, &note).await {
             tracing::warn!(error = %e, reason, "recording event failed");
         }
         match type_ {

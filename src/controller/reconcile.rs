@@ -277,15 +277,7 @@ async fn publish(
     message: &str,
 ) {
     use kube::Resource;
-    use kube::runtime::events::Event;
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(message.to_string()),
-        action: reason.to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &canary.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&canary.object_ref(&()), type_, reason, message).await {
         tracing::warn!(error = %e, "recording event failed");
     }
 }

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -23,6 +22,8 @@ use tokio::sync::watch;
 
 use super::backends::PrometheusBackends;
 use super::context::{Context, HttpNotifiers, KubeRouters, Settings};
+use super::events::{EventRecorder, Reporter};
+use super::index::CanaryIndex;
 use super::reconcile::{error_policy, reconcile};
 use super::stores::Stores;
 use crate::crd::{AlertProvider, Canary, MetricTemplate};
@@ -45,6 +46,8 @@ pub struct RunConfig {
     pub leader_election: Option<(String, String)>,
     /// Directory for cached Git clones.
     pub git_cache_dir: Option<PathBuf>,
+    /// Canaries reconciled at once (`--workers`).
+    pub workers: u16,
 }
 
 /// Why the controller could not start or stopped.
@@ -82,9 +85,22 @@ fn cached<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Er
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    cached_with(api, |_| {})
+}
+
+/// [`cached`], calling `inspect` with each watch event before the cache applies it.
+fn cached_with<K>(
+    api: Api<K>,
+    inspect: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     // managedFields are never read from the caches and are often the larger part of an object.
-    let events = watcher(api, watcher::Config::default()).modify(|o| o.meta_mut().managed_fields = None);
+    let events = watcher(api, watcher::Config::default())
+        .modify(|o| o.meta_mut().managed_fields = None)
+        .inspect_ok(inspect);
     let stream = reflector::reflector(writer, events).default_backoff().touched_objects();
     (reader, stream)
 }
@@ -113,7 +129,11 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
     let metrics = Metrics::register(&mut registry);
     let health = Arc::new(Health::default());
 
-    let (canary_store, canary_stream) = cached(canaries);
+    let index = CanaryIndex::default();
+    let (canary_store, canary_stream) = {
+        let index = index.clone();
+        cached_with(canaries, move |event| index.apply(event))
+    };
     let (deployments, deployment_stream) = cached::<Deployment>(api(&client, &config.namespace));
     let (config_maps, config_map_stream) = cached::<ConfigMap>(api(&client, &config.namespace));
     let (secrets, secret_stream) = cached::<Secret>(api(&client, &config.namespace));
@@ -128,6 +148,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         secrets,
         metric_templates,
         alert_providers,
+        index,
     };
     {
         let stores = stores.clone();
@@ -189,7 +210,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         stores: stores.clone(),
         settings: config.settings.clone(),
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: EventRecorder::new(client.clone(), reporter),
         routers: Arc::new(KubeRouters(client.clone(), Some(crate::router::cache::RoutingCache::new()))),
         backends: Arc::new(PrometheusBackends::new(stores.clone(), config.settings.metrics_server.clone())),
         webhooks: Arc::new(webhooks),
@@ -230,6 +251,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
     };
 
     Controller::for_stream(canary_stream, canary_store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.workers))
         .watches_stream(deployment_stream, by_deployment)
         .watches_stream(config_map_stream, by_config_map)
         .watches_stream(secret_stream, by_secret)

@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::index::CanaryIndex;
 use crate::crd::{AlertProvider, Canary, MetricTemplate};
 
 /// Read-only views of the watched objects.
@@ -38,6 +39,8 @@ pub struct Stores {
     pub metric_templates: Store<MetricTemplate>,
     /// AlertProviders.
     pub alert_providers: Store<AlertProvider>,
+    /// Which Canaries use which Deployments and configs, fed by the Canary watch.
+    pub index: CanaryIndex,
 }
 
 fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
@@ -74,26 +77,9 @@ impl Stores {
     }
 
     /// The Canaries whose target, primary or tracked configs include `kind/name` in
-    /// `namespace`; what a change of that object must reconcile.
+    /// `namespace`; what a change of that object must reconcile (looked up in [`Self::index`]).
     pub fn canaries_using(&self, namespace: &str, kind: &str, name: &str) -> Vec<ObjectRef<Canary>> {
-        let config_key = format!("{kind}/{name}");
-        self.canaries
-            .state()
-            .iter()
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|c| {
-                let target = c.spec.target_ref.name.as_str();
-                match kind {
-                    "Deployment" => name == target || name.strip_suffix("-primary") == Some(target),
-                    _ => c
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.tracked_configs.as_ref())
-                        .is_some_and(|t| t.contains_key(&config_key)),
-                }
-            })
-            .map(|c| ObjectRef::from_obj(&**c))
-            .collect()
+        self.index.canaries_using(namespace, kind, name)
     }
 }
 
@@ -130,7 +116,12 @@ pub(crate) mod testing {
 
     /// Stores holding exactly `objects`.
     pub fn stores(objects: Objects) -> Stores {
+        let index = CanaryIndex::default();
+        for canary in &objects.canaries {
+            index.apply(&watcher::Event::Apply(canary.clone()));
+        }
         Stores {
+            index,
             canaries: store(objects.canaries),
             deployments: store(objects.deployments),
             config_maps: store(objects.config_maps),

@@ -253,6 +253,7 @@ fn run_config() -> RunConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         leader_election: None,
         git_cache_dir: None,
+        workers: serin::cli::DEFAULT_WORKERS,
     }
 }
 

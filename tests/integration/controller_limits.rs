@@ -80,6 +80,7 @@ async fn a_second_release_waits_for_the_first_under_a_limit_of_one() {
         listen: "127.0.0.1:0".parse().expect("addr"),
         leader_election: None,
         git_cache_dir: None,
+        workers: serin::cli::DEFAULT_WORKERS,
     };
     let controller = tokio::spawn(run(client.clone(), config));
     let initialized = Some(CanaryPhase::Initialized);

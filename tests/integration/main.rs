@@ -10,6 +10,7 @@ mod controller_blue_green;
 mod controller_limits;
 mod crds;
 mod deploy_manifests;
+mod events_stand_in;
 mod gitops_git_server;
 mod prometheus;
 mod rbac;

@@ -331,6 +331,7 @@ async fn controller_requests() -> Vec<AuditRecord> {
         listen: "127.0.0.1:0".parse().expect("addr"),
         leader_election: Some((SA_NAMESPACE.into(), "serin-0".into())),
         git_cache_dir: None,
+        workers: serin::cli::DEFAULT_WORKERS,
     };
     let controller = tokio::spawn(run(client_as_serin(&server), config));
 

@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::controller::events::{EventRecorder, Reporter};
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::runtime::events::{Recorder, Reporter};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -188,7 +188,7 @@ impl World {
                 shard: None,
             },
             metrics: Metrics::register(&mut Registry::default()),
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), reporter),
             routers: Arc::new(KubeRouters(client, None)),
             backends: Arc::new(FakeBackends(self.metrics.clone())),
             webhooks: self.webhooks.clone(),

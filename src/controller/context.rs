@@ -139,27 +139,63 @@ impl NotifierFactory for HttpNotifiers {
     }
 }
 
-/// The last status this replica wrote for each Canary (`namespace/name`). Status is written by
-/// the leader alone, so a cached Canary whose status differs from it is a cache that has not
-/// caught up with our own write yet: deciding from it would repeat the last tick's effects.
+/// Statuses this replica wrote that the Canary cache has not shown yet (`namespace/name`).
+/// Status is written by the leader alone, so a cached Canary whose status differs from a
+/// pending write is a cache that has not caught up with our own write: deciding from it would
+/// repeat the last tick's effects. A write is forgotten once the cache shows it, so only
+/// writes in flight are held (not one status per Canary), or after [`WRITE_ECHO_TIMEOUT`]
+/// without it showing up (someone else wrote the status since): the cache is then trusted
+/// again rather than blocking the Canary for ever.
 #[derive(Default)]
-pub struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<String, CanaryStatus>>);
+pub struct WrittenStatus(
+    std::sync::Mutex<std::collections::HashMap<String, (CanaryStatus, std::time::Instant)>>,
+);
+
+/// How long a status write may take to show up in the cache before it is no longer waited for.
+pub const WRITE_ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl WrittenStatus {
     /// Whether `canary`'s cached status lags behind what this replica wrote.
     pub fn is_stale(&self, key: &str, cached: Option<&CanaryStatus>) -> bool {
-        let Ok(written) = self.0.lock() else { return false };
-        written.get(key).is_some_and(|w| Some(w) != cached)
+        self.is_stale_at(key, cached, std::time::Instant::now())
+    }
+
+    fn is_stale_at(&self, key: &str, cached: Option<&CanaryStatus>, now: std::time::Instant) -> bool {
+        let Ok(mut written) = self.0.lock() else { return false };
+        let Some((status, at)) = written.get(key) else { return false };
+        if Some(status) == cached {
+            written.remove(key);
+            return false;
+        }
+        if now.saturating_duration_since(*at) >= WRITE_ECHO_TIMEOUT {
+            tracing::warn!(
+                canary = key,
+                "the cache did not show this replica's status write within {WRITE_ECHO_TIMEOUT:?}; \
+                 trusting the cache again (was the status written by someone else?)"
+            );
+            written.remove(key);
+            return false;
+        }
+        true
     }
 
     /// Records a write (the status as the API server stored it).
     pub fn record(&self, key: String, stored: Option<CanaryStatus>) {
+        self.record_at(key, stored, std::time::Instant::now());
+    }
+
+    fn record_at(&self, key: String, stored: Option<CanaryStatus>, now: std::time::Instant) {
         if let Ok(mut written) = self.0.lock() {
             match stored {
-                Some(status) => written.insert(key, status),
+                Some(status) => written.insert(key, (status, now)),
                 None => written.remove(&key),
             };
         }
+    }
+
+    /// Writes waiting to show up in the cache.
+    pub fn pending(&self) -> usize {
+        self.0.lock().map(|w| w.len()).unwrap_or_default()
     }
 }
 
@@ -193,4 +229,49 @@ pub struct Context {
     pub written: WrittenStatus,
     /// Canaries admitted under `--max-concurrent-canaries`.
     pub admitted: Admitted,
+}
+
+#[cfg(test)]
+mod written_status_tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::crd::CanaryPhase;
+
+    fn status(phase: CanaryPhase, weight: i32) -> CanaryStatus {
+        CanaryStatus { phase: Some(phase), canary_weight: Some(weight), ..CanaryStatus::default() }
+    }
+
+    #[test]
+    fn a_write_is_waited_for_until_the_cache_shows_it_then_forgotten() {
+        let t0 = Instant::now();
+        let written = WrittenStatus::default();
+        let old = status(CanaryPhase::Progressing, 10);
+        let new = status(CanaryPhase::Progressing, 20);
+        assert!(!written.is_stale_at("test/a", Some(&old), t0), "nothing written: the cache rules");
+        written.record_at("test/a".into(), Some(new.clone()), t0);
+        // (cache shows, seconds after the write, stale expected)
+        let table = [(Some(&old), 1, true), (None, 2, true), (Some(&new), 3, false), (Some(&old), 4, false)];
+        for (cached, secs, stale) in table {
+            let at = t0 + Duration::from_secs(secs);
+            assert_eq!(written.is_stale_at("test/a", cached, at), stale, "at {secs} s");
+        }
+        assert_eq!(written.pending(), 0, "forgotten once seen");
+        assert!(!written.is_stale_at("test/b", Some(&old), t0), "other canaries are not affected");
+    }
+
+    #[test]
+    fn a_write_that_never_shows_up_stops_blocking_after_the_timeout() {
+        let t0 = Instant::now();
+        let written = WrittenStatus::default();
+        let theirs = status(CanaryPhase::Failed, 0);
+        written.record_at("test/a".into(), Some(status(CanaryPhase::Progressing, 20)), t0);
+        let just_before = t0 + WRITE_ECHO_TIMEOUT - Duration::from_millis(1);
+        assert!(written.is_stale_at("test/a", Some(&theirs), just_before));
+        assert!(!written.is_stale_at("test/a", Some(&theirs), t0 + WRITE_ECHO_TIMEOUT));
+        assert_eq!(written.pending(), 0);
+        // A write of no status (the object is gone) is not waited for.
+        written.record_at("test/a".into(), None, t0);
+        assert!(!written.is_stale_at("test/a", Some(&theirs), t0));
+    }
 }

@@ -22,3 +22,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo test --workspace"
 # Tests that need a real Prometheus fail instead of skipping when it is missing.
 SERIN_REQUIRE_PROMETHEUS=1 cargo test --locked --workspace
+echo "==> benchmark smoke: serin-bench controller, 100 canaries (debug build; completes, numbers not judged)"
+# The release numbers are in BENCHMARKS.md; this checks the bench still runs end to end.
+cargo build --locked -p serin-e2e --bin serin-bench
+target/debug/serin-bench controller --canaries 100 --interval 5 --window 10 --setup-timeout 300 \
+  --serin target/debug/serin

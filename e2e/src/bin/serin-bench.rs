@@ -75,8 +75,17 @@ async fn main() -> ExitCode {
                 };
                 match controller::run_point(&config).await {
                     Ok(result) => {
+                        // A point that measured nothing is a failed run, not a number.
+                        let invalid = result.ticks_done == 0 || result.progressing < n as usize;
+                        let (ticks, progressing) = (result.ticks_done, result.progressing);
                         results.push(result);
                         println!("{}", controller::table(&results, interval));
+                        if invalid {
+                            eprintln!(
+                                "N={n}: invalid point: {ticks} ticks in the window, {progressing} of {n} canaries in a release"
+                            );
+                            return ExitCode::FAILURE;
+                        }
                     }
                     Err(e) => {
                         eprintln!("N={n}: {e}");

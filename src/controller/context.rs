@@ -7,10 +7,11 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::shard::Shard;
+use super::status::Stored;
 use super::stores::Stores;
 use crate::analysis::builtin::GatewayMetrics;
 use crate::analysis::run::Backends;
-use crate::crd::{CanaryStatus, Provider};
+use crate::crd::{Canary, CanaryStatus, Provider};
 use crate::gitops::GitReverter;
 use crate::notify::dispatch::Dispatcher;
 use crate::notify::{Destination, HttpNotifier, Notifier, NotifyError};
@@ -147,9 +148,14 @@ impl NotifierFactory for HttpNotifiers {
 /// without it showing up (someone else wrote the status since): the cache is then trusted
 /// again rather than blocking the Canary for ever.
 #[derive(Default)]
-pub struct WrittenStatus(
-    std::sync::Mutex<std::collections::HashMap<String, (CanaryStatus, std::time::Instant)>>,
-);
+pub struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<String, Pending>>);
+
+/// A status write not yet seen in the cache.
+struct Pending {
+    status: CanaryStatus,
+    resource_version: Option<String>,
+    at: std::time::Instant,
+}
 
 /// How long a status write may take to show up in the cache before it is no longer waited for.
 pub const WRITE_ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -162,12 +168,12 @@ impl WrittenStatus {
 
     fn is_stale_at(&self, key: &str, cached: Option<&CanaryStatus>, now: std::time::Instant) -> bool {
         let Ok(mut written) = self.0.lock() else { return false };
-        let Some((status, at)) = written.get(key) else { return false };
-        if Some(status) == cached {
+        let Some(pending) = written.get(key) else { return false };
+        if Some(&pending.status) == cached {
             written.remove(key);
             return false;
         }
-        if now.saturating_duration_since(*at) >= WRITE_ECHO_TIMEOUT {
+        if now.saturating_duration_since(pending.at) >= WRITE_ECHO_TIMEOUT {
             tracing::warn!(
                 canary = key,
                 "the cache did not show this replica's status write within {WRITE_ECHO_TIMEOUT:?}; \
@@ -180,17 +186,36 @@ impl WrittenStatus {
     }
 
     /// Records a write (the status as the API server stored it).
-    pub fn record(&self, key: String, stored: Option<CanaryStatus>) {
+    pub fn record(&self, key: String, stored: Stored) {
         self.record_at(key, stored, std::time::Instant::now());
     }
 
-    fn record_at(&self, key: String, stored: Option<CanaryStatus>, now: std::time::Instant) {
+    fn record_at(&self, key: String, stored: Stored, at: std::time::Instant) {
         if let Ok(mut written) = self.0.lock() {
-            match stored {
-                Some(status) => written.insert(key, (status, now)),
+            match stored.status {
+                Some(status) => {
+                    written.insert(key, Pending { status, resource_version: stored.resource_version, at })
+                }
                 None => written.remove(&key),
             };
         }
+    }
+
+    /// Whether `canary` is exactly our last status write (same resourceVersion) showing up
+    /// in the watch, with a paced phase. Reconciling it could only compute the wait for the
+    /// next tick, which the tick that wrote it already requeued, so it need not wake the
+    /// Canary; the cache still takes it.
+    pub fn is_paced_echo(&self, canary: &Canary) -> bool {
+        let Some(version) = canary.metadata.resource_version.as_deref() else { return false };
+        let key = format!(
+            "{}/{}",
+            canary.metadata.namespace.as_deref().unwrap_or_default(),
+            canary.metadata.name.as_deref().unwrap_or_default()
+        );
+        let Ok(written) = self.0.lock() else { return false };
+        written.get(&key).is_some_and(|p| {
+            p.resource_version.as_deref() == Some(version) && crate::rollout::paced(p.status.phase)
+        })
     }
 
     /// Writes waiting to show up in the cache.
@@ -226,7 +251,7 @@ pub struct Context {
     /// `true` while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
     /// Statuses this replica wrote, to detect stale cache reads.
-    pub written: WrittenStatus,
+    pub written: Arc<WrittenStatus>,
     /// Canaries admitted under `--max-concurrent-canaries`.
     pub admitted: Admitted,
 }
@@ -236,7 +261,47 @@ mod written_status_tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::crd::CanaryPhase;
+    use crate::crd::{Canary, CanaryPhase};
+
+    fn stored(status: &CanaryStatus, version: &str) -> Stored {
+        Stored { status: Some(status.clone()), resource_version: Some(version.into()) }
+    }
+
+    fn canary(version: &str, status: &CanaryStatus) -> Canary {
+        let mut c: Canary = serde_json::from_value(serde_json::json!({
+            "apiVersion": "serin.dev/v1alpha1", "kind": "Canary",
+            "metadata": {"name": "a", "namespace": "test", "resourceVersion": version},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 80},
+                "analysis": {"interval": "1m", "threshold": 1, "stepWeight": 10},
+            },
+        }))
+        .expect("canary");
+        c.status = Some(status.clone());
+        c
+    }
+
+    #[test]
+    fn only_the_watch_echo_of_a_paced_write_is_an_echo() {
+        let t0 = Instant::now();
+        let written = WrittenStatus::default();
+        let progressing = status(CanaryPhase::Progressing, 20);
+        let succeeded = status(CanaryPhase::Succeeded, 0);
+        assert!(!written.is_paced_echo(&canary("5", &progressing)), "nothing written");
+        written.record_at("test/a".into(), stored(&progressing, "5"), t0);
+        assert!(written.is_paced_echo(&canary("5", &progressing)), "our write coming back");
+        assert!(!written.is_paced_echo(&canary("6", &progressing)), "a later change by anyone");
+        assert!(!written.is_paced_echo(&canary("4", &progressing)), "an earlier version");
+        written.record_at("test/a".into(), stored(&succeeded, "7"), t0);
+        assert!(!written.is_paced_echo(&canary("7", &succeeded)), "settled phases react to their echo");
+        written.record_at(
+            "test/a".into(),
+            Stored { status: Some(progressing.clone()), resource_version: None },
+            t0,
+        );
+        assert!(!written.is_paced_echo(&canary("7", &progressing)), "no version recorded");
+    }
 
     fn status(phase: CanaryPhase, weight: i32) -> CanaryStatus {
         CanaryStatus { phase: Some(phase), canary_weight: Some(weight), ..CanaryStatus::default() }
@@ -249,7 +314,7 @@ mod written_status_tests {
         let old = status(CanaryPhase::Progressing, 10);
         let new = status(CanaryPhase::Progressing, 20);
         assert!(!written.is_stale_at("test/a", Some(&old), t0), "nothing written: the cache rules");
-        written.record_at("test/a".into(), Some(new.clone()), t0);
+        written.record_at("test/a".into(), stored(&new, "5"), t0);
         // (cache shows, seconds after the write, stale expected)
         let table = [(Some(&old), 1, true), (None, 2, true), (Some(&new), 3, false), (Some(&old), 4, false)];
         for (cached, secs, stale) in table {
@@ -265,13 +330,13 @@ mod written_status_tests {
         let t0 = Instant::now();
         let written = WrittenStatus::default();
         let theirs = status(CanaryPhase::Failed, 0);
-        written.record_at("test/a".into(), Some(status(CanaryPhase::Progressing, 20)), t0);
+        written.record_at("test/a".into(), stored(&status(CanaryPhase::Progressing, 20), "5"), t0);
         let just_before = t0 + WRITE_ECHO_TIMEOUT - Duration::from_millis(1);
         assert!(written.is_stale_at("test/a", Some(&theirs), just_before));
         assert!(!written.is_stale_at("test/a", Some(&theirs), t0 + WRITE_ECHO_TIMEOUT));
         assert_eq!(written.pending(), 0);
         // A write of no status (the object is gone) is not waited for.
-        written.record_at("test/a".into(), None, t0);
+        written.record_at("test/a".into(), Stored::default(), t0);
         assert!(!written.is_stale_at("test/a", Some(&theirs), t0));
     }
 }

@@ -175,7 +175,10 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
         ctx.written.record(key, stored);
     }
     record_metrics(ctx, canary, &next);
-    Ok(Action::requeue(plan.requeue_after))
+    // The watch event of this status write does not wake a paced canary (`is_paced_echo`),
+    // so the next tick is requeued for exactly when it is due.
+    let requeue = rollout::next_tick_in(&canary.spec, &next, Timestamp::now()).unwrap_or(plan.requeue_after);
+    Ok(Action::requeue(requeue))
 }
 
 /// How long a paced canary must still wait, judged from the caches alone (the routes are not

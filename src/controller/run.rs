@@ -21,7 +21,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::backends::PrometheusBackends;
-use super::context::{Context, HttpNotifiers, KubeRouters, Settings};
+use super::context::{Context, HttpNotifiers, KubeRouters, Settings, WrittenStatus};
 use super::events::{EventRecorder, Reporter};
 use super::index::CanaryIndex;
 use super::reconcile::{error_policy, reconcile};
@@ -205,6 +205,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         controller: "serin".into(),
         instance: config.leader_election.as_ref().map(|(_, id)| id.clone()),
     };
+    let written = Arc::new(WrittenStatus::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores: stores.clone(),
@@ -221,7 +222,7 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         alerts: Dispatcher::start(DispatchConfig::default(), metrics.alerts.clone()),
         notifiers: Arc::new(HttpNotifiers::default()),
         leader: leader.clone(),
-        written: Default::default(),
+        written: written.clone(),
         admitted: Default::default(),
     });
 
@@ -250,7 +251,13 @@ pub async fn run(client: Client, config: RunConfig) -> Result<(), RunError> {
         move |s: Secret| stores.canaries_using(&s.namespace().unwrap_or_default(), "Secret", &s.name_any())
     };
 
-    Controller::for_stream(canary_stream, canary_store)
+    // The watch event of a paced tick's own status write wakes nothing: the tick requeued
+    // itself for its next due time (the cache still applies the event).
+    let canary_triggers = {
+        let written = written.clone();
+        canary_stream.try_filter(move |canary| futures::future::ready(!written.is_paced_echo(canary)))
+    };
+    Controller::for_stream(canary_triggers, canary_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.workers))
         .watches_stream(deployment_stream, by_deployment)
         .watches_stream(config_map_stream, by_config_map)

@@ -12,13 +12,17 @@ use super::workloads::FIELD_MANAGER;
 use crate::crd::Canary;
 use crate::crd::status::{CanaryStatus, condition_types};
 
-/// Writes `status` as the whole status of the Canary; returns the status as the API server
-/// stored it.
-pub async fn write(
-    client: &Client,
-    canary: &Canary,
-    status: &CanaryStatus,
-) -> Result<Option<CanaryStatus>, kube::Error> {
+/// What the API server stored on a status write.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// The status as stored.
+    pub status: Option<CanaryStatus>,
+    /// The Canary's resourceVersion after the write: its watch event carries the same one.
+    pub resource_version: Option<String>,
+}
+
+/// Writes `status` as the whole status of the Canary; returns what the API server stored.
+pub async fn write(client: &Client, canary: &Canary, status: &CanaryStatus) -> Result<Stored, kube::Error> {
     let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
     let name = canary.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Canary> = Api::namespaced(client.clone(), namespace);
@@ -27,7 +31,9 @@ pub async fn write(
     object.metadata.managed_fields = None;
     object.status = Some(status.clone());
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
-    api.replace_status(name, &params, &object).await.map(|stored| stored.status)
+    api.replace_status(name, &params, &object)
+        .await
+        .map(|stored| Stored { status: stored.status, resource_version: stored.metadata.resource_version })
 }
 
 /// `lastTransitionTime` stamp for conditions written outside the rollout core.

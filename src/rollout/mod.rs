@@ -91,7 +91,7 @@ pub use conditions::phase_message;
 pub use observed::{Observed, Operations, Readiness, Routes};
 pub use plan::{Effect, EventType, NotificationKind, Operation, Plan};
 pub use report::{AnalysisReport, CheckKind, CheckResult, Gates, Needs};
-pub use schedule::{paced, wait_before_tick};
+pub use schedule::{next_tick_in, paced, wait_before_tick};
 pub use steps::{
     interval, iterations, max_weight, mirror, next_promotion_weight, next_weight, strategy, threshold,
 };

@@ -46,6 +46,19 @@ pub fn wait_before_tick(
     if wait.is_positive() { Duration::try_from(wait).ok() } else { None }
 }
 
+/// How long after `now` the next tick of a paced `status` is due (`lastTick` + interval), zero
+/// when it is already due; `None` when `status` is not paced or has no `lastTick`. A tick
+/// requeues itself by this, so its next tick is due-time exact without being woken by the
+/// watch event of its own status write.
+pub fn next_tick_in(spec: &CanarySpec, status: &CanaryStatus, now: Timestamp) -> Option<Duration> {
+    if !paced(status.phase) {
+        return None;
+    }
+    let due = status.last_tick.as_ref()?.0.checked_add(steps::interval(spec)).ok()?;
+    let wait = due.duration_since(now);
+    Some(if wait.is_positive() { Duration::try_from(wait).unwrap_or_default() } else { Duration::ZERO })
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -96,5 +109,34 @@ mod tests {
             wait_before_tick(&spec, &status(CanaryPhase::Progressing, "r2", Some(0)), &deleting, at(1)),
             None
         );
+    }
+
+    #[test]
+    fn the_next_tick_is_due_an_interval_after_the_last() {
+        let spec = spec_from(spec_json());
+        let interval = steps::interval(&spec).as_secs() as i64;
+        let secs = |s: i64| Some(Duration::from_secs(s as u64));
+        let cases = [
+            ("just ticked", status(CanaryPhase::Progressing, "r2", Some(0)), at(0), secs(interval)),
+            ("part way", status(CanaryPhase::Progressing, "r2", Some(0)), at(interval - 1), secs(1)),
+            ("due now", status(CanaryPhase::Progressing, "r2", Some(0)), at(interval), secs(0)),
+            ("overdue", status(CanaryPhase::Finalising, "r2", Some(0)), at(interval + 5), secs(0)),
+            ("no lastTick", status(CanaryPhase::Progressing, "r2", None), at(0), None),
+            ("settled", status(CanaryPhase::Succeeded, "r2", Some(0)), at(0), None),
+            ("failed", status(CanaryPhase::Failed, "r2", Some(0)), at(0), None),
+        ];
+        for (name, status, now, expected) in cases {
+            assert_eq!(next_tick_in(&spec, &status, now), expected, "{name}");
+        }
+        let sub_second =
+            Timestamp::from_second(1_700_000_000).expect("t").checked_add(jiff_millis(250)).expect("t");
+        assert_eq!(
+            next_tick_in(&spec, &status(CanaryPhase::Progressing, "r2", Some(0)), sub_second),
+            Some(Duration::from_secs(interval as u64) - Duration::from_millis(250))
+        );
+    }
+
+    fn jiff_millis(ms: i64) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_millis(ms)
     }
 }

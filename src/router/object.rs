@@ -248,29 +248,26 @@ impl Objects {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>, RouterError> {
-        let cached = self.cache.as_ref().and_then(|c| c.get(kind, namespace, name));
-        let found = match cached {
-            Some(object) => Some((*object).clone()),
-            None => {
-                let found = self.api(kind, namespace).get_opt(name).await.map_err(|source| {
-                    RouterError::Api { action: format!("reading {} {namespace}/{name}", kind.kind), source }
-                })?;
-                // The kind is served: from now on it can be watched.
-                if let Some(cache) = &self.cache {
-                    cache.read_live(kind, namespace, name, found.as_ref().and_then(|o| o.resource_version()));
-                    cache.start(&self.client, kind);
-                }
-                found
-            }
-        };
-        found
-            .map(|o| {
-                serde_json::to_value(o).map_err(|e| RouterError::Invalid {
-                    object: format!("{} {namespace}/{name}", kind.kind),
-                    reason: e.to_string(),
-                })
+        let to_value = |object: &DynamicObject| {
+            serde_json::to_value(object).map_err(|e| RouterError::Invalid {
+                object: format!("{} {namespace}/{name}", kind.kind),
+                reason: e.to_string(),
             })
-            .transpose()
+        };
+        // Serialized straight from the cache's shared copy: no deep clone per read.
+        if let Some(object) = self.cache.as_ref().and_then(|c| c.get(kind, namespace, name)) {
+            return to_value(&object).map(Some);
+        }
+        let found = self.api(kind, namespace).get_opt(name).await.map_err(|source| RouterError::Api {
+            action: format!("reading {} {namespace}/{name}", kind.kind),
+            source,
+        })?;
+        // The kind is served: from now on it can be watched.
+        if let Some(cache) = &self.cache {
+            cache.read_live(kind, namespace, name, found.as_ref().and_then(|o| o.resource_version()));
+            cache.start(&self.client, kind);
+        }
+        found.as_ref().map(to_value).transpose()
     }
 
     /// Server-side applies `body` (forced, field manager [`ROUTER_FIELD_MANAGER`]).

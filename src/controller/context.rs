@@ -157,6 +157,15 @@ struct Pending {
     at: std::time::Instant,
 }
 
+/// `namespace/name`, the key of the written-status record.
+pub fn status_key(canary: &Canary) -> String {
+    format!(
+        "{}/{}",
+        canary.metadata.namespace.as_deref().unwrap_or_default(),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// How long a status write may take to show up in the cache before it is no longer waited for.
 pub const WRITE_ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -207,19 +216,15 @@ impl WrittenStatus {
     /// Canary; the cache still takes it.
     pub fn is_paced_echo(&self, canary: &Canary) -> bool {
         let Some(version) = canary.metadata.resource_version.as_deref() else { return false };
-        let key = format!(
-            "{}/{}",
-            canary.metadata.namespace.as_deref().unwrap_or_default(),
-            canary.metadata.name.as_deref().unwrap_or_default()
-        );
         let Ok(written) = self.0.lock() else { return false };
-        written.get(&key).is_some_and(|p| {
+        written.get(&status_key(canary)).is_some_and(|p| {
             p.resource_version.as_deref() == Some(version) && crate::rollout::paced(p.status.phase)
         })
     }
 
     /// Writes waiting to show up in the cache.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.0.lock().map(|w| w.len()).unwrap_or_default()
     }
 }

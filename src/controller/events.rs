@@ -19,6 +19,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
+/// Who reports the Events (`reportingController`, `reportingInstance`): kube-runtime's type.
+pub use kube::runtime::events::Reporter;
 use serde_json::json;
 
 /// How long a repeat joins the earlier Event's series instead of making a new Event
@@ -28,15 +30,6 @@ pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Series remembered at most; past it a repeat makes a new Event rather than growing the cache.
 pub const MAX_SERIES: usize = 100_000;
-
-/// Who reports the Events: `reportingController` and `reportingInstance`.
-#[derive(Debug, Clone)]
-pub struct Reporter {
-    /// The controller's name (`serin`).
-    pub controller: String,
-    /// This replica (the leader-election identity), if any.
-    pub instance: Option<String>,
-}
 
 /// Why an Event could not be recorded.
 #[derive(Debug, thiserror::Error)]

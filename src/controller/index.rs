@@ -108,22 +108,20 @@ impl CanaryIndex {
     /// The Canaries whose target, primary or tracked configs include `kind/name` in
     /// `namespace`: what a change of that object must reconcile.
     pub fn canaries_using(&self, namespace: &str, kind: &str, name: &str) -> Vec<ObjectRef<Canary>> {
-        let Ok(state) = self.state.read() else { return Vec::new() };
-        let lookup = |object: &str| {
-            let key_kind = if kind == "Deployment" {
-                "Deployment"
-            } else {
-                CONFIG_KINDS.into_iter().find(|k| *k == kind)?
-            };
-            state.live.users.get(&(namespace.to_string(), key_kind, object.to_string()))
+        let key_kind = match kind {
+            "Deployment" => "Deployment",
+            _ => match CONFIG_KINDS.into_iter().find(|k| *k == kind) {
+                Some(config_kind) => config_kind,
+                None => return Vec::new(),
+            },
         };
-        let mut names: BTreeSet<&String> = BTreeSet::new();
-        names.extend(lookup(name).into_iter().flatten());
-        if kind == "Deployment"
-            && let Some(target) = name.strip_suffix("-primary")
-        {
-            names.extend(lookup(target).into_iter().flatten());
-        }
+        let Ok(state) = self.state.read() else { return Vec::new() };
+        let users = |object: &str| {
+            state.live.users.get(&(namespace.to_string(), key_kind, object.to_string())).into_iter().flatten()
+        };
+        // A primary `<target>-primary` is found through its target.
+        let primary_of = name.strip_suffix("-primary").filter(|_| key_kind == "Deployment");
+        let names: BTreeSet<&String> = users(name).chain(primary_of.into_iter().flat_map(users)).collect();
         names.into_iter().map(|n| ObjectRef::new(n).within(namespace)).collect()
     }
 }

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use thiserror::Error;
 use tracing::Instrument;
 
-use super::context::Context;
+use super::context::{Context, status_key};
 use super::effects::{Apply, EffectError, FINALIZER};
 use super::gather::gather;
 use super::observe::{self, ObserveError};
@@ -196,15 +196,6 @@ fn paced_wait(
     let unread = Err(RouterError::NotFound(String::new()));
     let snapshot = observe::snapshot(canary, &ctx.stores, unread, provider).ok()?;
     rollout::wait_before_tick(&canary.spec, current, &snapshot.observed, Timestamp::now())
-}
-
-/// `namespace/name`, the key of the written-status record.
-fn status_key(canary: &Canary) -> String {
-    format!(
-        "{}/{}",
-        canary.metadata.namespace.as_deref().unwrap_or_default(),
-        canary.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 /// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the

@@ -33,7 +33,7 @@ pub enum ReconcileError {
     Effect(#[from] EffectError),
     /// The status could not be written.
     #[error("writing status: {0}")]
-    Status(kube::Error),
+    Status(status::StatusError),
     /// The finalizer could not be added.
     #[error(transparent)]
     Finalizer(WorkloadError),
@@ -171,8 +171,7 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
     let apply = Apply { ctx, canary, snapshot: &snapshot, router: router.as_ref() };
     apply.run(&plan.effects, &mut next).await?;
     if next != current {
-        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
-        ctx.written.record(key, stored);
+        write_status(ctx, canary, &next).await?;
     }
     record_metrics(ctx, canary, &next);
     // The watch event of this status write does not wake a paced canary (`is_paced_echo`),
@@ -198,6 +197,16 @@ fn paced_wait(
     rollout::wait_before_tick(&canary.spec, current, &snapshot.observed, Timestamp::now())
 }
 
+/// Writes `next` as the Canary's status (a merge patch from the cached status) and remembers
+/// the write until the cache shows it.
+async fn write_status(ctx: &Context, canary: &Canary, next: &CanaryStatus) -> Result<(), ReconcileError> {
+    let stored = status::write(&ctx.client, canary, canary.status.as_ref(), next)
+        .await
+        .map_err(ReconcileError::Status)?;
+    ctx.written.record(status_key(canary), stored);
+    Ok(())
+}
+
 /// A Canary that cannot be observed: conditions and a Warning Event say why; retried at the
 /// analysis interval.
 async fn blocked(
@@ -211,9 +220,7 @@ async fn blocked(
     let message = error.to_string();
     let next = status::blocked(current, reason, &message, canary.metadata.generation);
     if &next != current {
-        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
-        let key = status_key(canary);
-        ctx.written.record(key, stored);
+        write_status(ctx, canary, &next).await?;
         publish_warning(ctx, canary, reason, &message).await;
     }
     Ok(Action::requeue(interval))
@@ -250,8 +257,7 @@ async fn queued(
 ) -> Result<Action, ReconcileError> {
     let next = status::queued(current, message, canary.metadata.generation);
     if &next != current {
-        let stored = status::write(&ctx.client, canary, &next).await.map_err(ReconcileError::Status)?;
-        ctx.written.record(status_key(canary), stored);
+        write_status(ctx, canary, &next).await?;
         tracing::info!("{message}");
         publish(ctx, canary, kube::runtime::events::EventType::Normal, status::QUEUED, message).await;
     }

@@ -1,12 +1,16 @@
-//! Writing a Canary's status: one write per reconcile that replaces the whole status subresource
-//! (so fields the new status no longer has are removed), and the status a Canary gets when it
-//! cannot be observed at all (missing target, no router). The write is unconditional (no
-//! resourceVersion): only the leader writes a Canary's status.
+//! Writing a Canary's status: one JSON merge patch per reconcile on the status subresource,
+//! carrying only what changed from the status the reconcile started from (fields the new status
+//! no longer has are sent as `null`, so they are removed), and the status a Canary gets when it
+//! cannot be observed at all (missing target, no router). The write has no resourceVersion
+//! precondition: only the leader writes a Canary's status. (A PUT would need one: custom
+//! resources do not allow unconditional updates.)
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::core::Request;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::workloads::FIELD_MANAGER;
 use crate::crd::Canary;
@@ -21,19 +25,85 @@ pub struct Stored {
     pub resource_version: Option<String>,
 }
 
-/// Writes `status` as the whole status of the Canary; returns what the API server stored.
-pub async fn write(client: &Client, canary: &Canary, status: &CanaryStatus) -> Result<Stored, kube::Error> {
+/// Why a status write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// A status that does not serialize (not expected: the types are Serin's own).
+    #[error("encoding the status: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The request could not be built.
+    #[error("building the request: {0}")]
+    Request(#[from] kube::core::request::Error),
+    /// The API server refused or could not be reached.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+/// The parts of the patched Canary a status write needs back; the spec is skipped unparsed.
+#[derive(Deserialize)]
+struct Patched {
+    #[serde(default)]
+    metadata: PatchedMeta,
+    #[serde(default)]
+    status: Option<CanaryStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct PatchedMeta {
+    #[serde(rename = "resourceVersion", default)]
+    resource_version: Option<String>,
+}
+
+/// Writes `status` as the whole status of the Canary, as a merge patch from `from` (the status
+/// the API server holds, as far as this replica knows); returns what the API server stored.
+pub async fn write(
+    client: &Client,
+    canary: &Canary,
+    from: Option<&CanaryStatus>,
+    status: &CanaryStatus,
+) -> Result<Stored, StatusError> {
     let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
     let name = canary.metadata.name.as_deref().unwrap_or_default();
-    let api: Api<Canary> = Api::namespaced(client.clone(), namespace);
-    let mut object = canary.clone();
-    object.metadata.resource_version = None;
-    object.metadata.managed_fields = None;
-    object.status = Some(status.clone());
-    let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
-    api.replace_status(name, &params, &object)
-        .await
-        .map(|stored| Stored { status: stored.status, resource_version: stored.metadata.resource_version })
+    let from = match from {
+        Some(from) => serde_json::to_value(from)?,
+        None => Value::Null,
+    };
+    let patch = serde_json::json!({"status": merge_patch(&from, &serde_json::to_value(status)?)});
+    let params = kube::api::PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let url = <Canary as kube::Resource>::url_path(&(), Some(namespace));
+    let request =
+        Request::new(url).patch_subresource("status", name, &params, &kube::api::Patch::Merge(&patch))?;
+    let patched: Patched = client.request(request).await?;
+    Ok(Stored { status: patched.status, resource_version: patched.metadata.resource_version })
+}
+
+/// The JSON merge patch (RFC 7386) that turns `from` into `to`: keys that are new or changed
+/// with their new value (objects recursively), keys `to` no longer has as `null`; anything that
+/// is not an object on both sides (lists, scalars) is sent whole. Equal inputs give `{}`.
+pub fn merge_patch(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(from), Value::Object(to)) => {
+            let mut patch = Map::new();
+            for (key, old) in from {
+                match to.get(key) {
+                    None => {
+                        patch.insert(key.clone(), Value::Null);
+                    }
+                    Some(new) if new != old => {
+                        patch.insert(key.clone(), merge_patch(old, new));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (key, new) in to {
+                if !from.contains_key(key) {
+                    patch.insert(key.clone(), new.clone());
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => to.clone(),
+    }
 }
 
 /// `lastTransitionTime` stamp for conditions written outside the rollout core.
@@ -96,6 +166,55 @@ pub fn queued(status: &CanaryStatus, message: &str, generation: Option<i64>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_patch_carries_only_the_changes() {
+        use serde_json::json;
+        let cases = [
+            ("equal objects", json!({"a": 1, "b": [1]}), json!({"a": 1, "b": [1]}), json!({})),
+            ("changed scalar", json!({"a": 1, "b": 2}), json!({"a": 3, "b": 2}), json!({"a": 3})),
+            ("removed key is null", json!({"a": 1, "b": 2}), json!({"b": 2}), json!({"a": null})),
+            ("added key", json!({"b": 2}), json!({"a": {"x": 1}, "b": 2}), json!({"a": {"x": 1}})),
+            (
+                "nested objects recurse",
+                json!({"o": {"x": 1, "y": 2, "z": 3}}),
+                json!({"o": {"x": 1, "y": 5}}),
+                json!({"o": {"y": 5, "z": null}}),
+            ),
+            ("lists are sent whole", json!({"l": [1, 2, 3]}), json!({"l": [1, 2]}), json!({"l": [1, 2]})),
+            ("object to scalar", json!({"o": {"x": 1}}), json!({"o": 7}), json!({"o": 7})),
+            ("scalar to object", json!({"o": 7}), json!({"o": {"x": 1}}), json!({"o": {"x": 1}})),
+            ("from nothing", json!(null), json!({"a": 1}), json!({"a": 1})),
+        ];
+        for (what, from, to, want) in cases {
+            let patch = merge_patch(&from, &to);
+            assert_eq!(patch, want, "{what}");
+            // Applied as RFC 7386 says, the patch turns `from` into `to`.
+            let mut applied = from.clone();
+            apply_merge_patch(&mut applied, &patch);
+            assert_eq!(applied, to, "{what}: applied");
+        }
+    }
+
+    /// RFC 7386 section 2, to check [`merge_patch`] against.
+    fn apply_merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        let Some(patch) = patch.as_object() else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = serde_json::json!({});
+        }
+        if let Some(target) = target.as_object_mut() {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    apply_merge_patch(target.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                }
+            }
+        }
+    }
 
     #[test]
     fn queued_keeps_the_phase_and_says_why() {

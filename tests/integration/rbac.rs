@@ -204,10 +204,11 @@ fn rule_matching_follows_rbac() {
         resource: "canaries".into(),
         group: "serin.dev".into(),
         subresource: Some("status".into()),
-        verb: "update".into(),
+        verb: "patch".into(),
         ..status
     };
-    assert!(grants.allows(&status_write, "update"));
+    assert!(grants.allows(&status_write, "patch"));
+    assert!(!grants.allows(&status_write, "update"), "status is merge-patched, never replaced");
 }
 
 fn dynamic(

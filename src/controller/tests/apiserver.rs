@@ -1,7 +1,8 @@
 //! A scripted Kubernetes API behind a `tower_test` mock: it records every request (method,
 //! path with query, JSON body) and answers like a tiny API server. Objects are kept by path:
-//! a PATCH merges its body into the stored object (creating it), a PUT replaces it, a GET
-//! returns it or 404, a POST (Events) echoes the body. That is enough for the reconciler's
+//! a PATCH merges its body into the stored object (creating it; a status write is such a merge
+//! patch on the `/status` path, kept there), a PUT replaces it, a GET returns it or 404, a
+//! POST (Events) echoes the body. That is enough for the reconciler's
 //! reads-after-writes (the router reading the apex Service it just applied) without modelling
 //! field ownership.
 

@@ -30,7 +30,7 @@ async fn initialization_creates_services_primary_and_route_then_scales_the_targe
             format!("PATCH {}{APPLY}", paths::PRIMARY),
             format!("GET {}", paths::APEX), // router reconcile: the fresh apex has no selector
             format!("PATCH {}?&force=true&fieldManager=serin-router", paths::APEX),
-            format!("PUT {}?&fieldManager=serin", paths::STATUS),
+            format!("PATCH {}?&fieldManager=serin", paths::STATUS),
         ]
     );
     assert_eq!(event_reasons(&calls), vec!["Initializing"]);
@@ -65,7 +65,7 @@ async fn initialization_creates_services_primary_and_route_then_scales_the_targe
         vec![
             format!("GET {}", paths::APEX),
             format!("PATCH {}?&fieldManager=serin", paths::TARGET),
-            format!("PUT {}?&fieldManager=serin", paths::STATUS),
+            format!("PATCH {}?&fieldManager=serin", paths::STATUS),
         ]
     );
     assert_eq!(
@@ -98,7 +98,7 @@ async fn a_daemonset_target_is_refused_with_the_field_named_and_nothing_is_creat
     let (_, calls, canary) = tick(&world, &canary, objects(&canary, Vec::new())).await;
     assert_eq!(
         lines(&calls),
-        vec![format!("PUT {}?&fieldManager=serin", paths::STATUS), format!("POST {}?", paths::EVENTS)]
+        vec![format!("PATCH {}?&fieldManager=serin", paths::STATUS), format!("POST {}?", paths::EVENTS)]
     );
     let message = "invalid spec: spec.targetRef.kind: DaemonSet targets are not supported by Serin yet; \
                    release a Deployment";

@@ -26,7 +26,7 @@ async fn a_passing_release_is_promoted_with_exactly_these_calls() {
     world.metrics.set(0.0);
     release(&world, "demo:2.0.0");
     let read_route = format!("GET {}", paths::APEX);
-    let status = format!("PUT {WRITE_STATUS}");
+    let status = format!("PATCH {WRITE_STATUS}");
 
     // New revision: the target is scaled back up to the primary's replicas.
     let (_, calls, canary) = tick(&world, &canary, rolled_out(&world, &canary)).await;
@@ -44,6 +44,10 @@ async fn a_passing_release_is_promoted_with_exactly_these_calls() {
     assert_eq!(writes_and_reads(&calls), vec![read_route.clone(), status.clone()]);
     assert_eq!(event_reasons(&calls), vec!["Advance"]);
     assert_eq!(canary.status.as_ref().and_then(|s| s.iterations), Some(1));
+    // The status write is a merge patch of what changed, not the whole status.
+    let written = &body_of(&calls, "PATCH", WRITE_STATUS)["status"];
+    assert_eq!(written["iterations"], json!(1));
+    assert!(written.get("lastAppliedSpec").is_none() && written.get("phase").is_none(), "{written}");
     assert!(world.webhooks.calls().is_empty() && world.metrics.queries().is_empty());
 
     // Checks pass: all traffic to the canary (the apex selects the target's pods).

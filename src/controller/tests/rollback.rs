@@ -22,7 +22,7 @@ async fn a_failing_release_is_rolled_back_and_reverted_once() {
     release(&world, "demo:2.0.0");
     world.metrics.set(5.0); // error rate above the maximum of 1
     let read_route = format!("GET {}", paths::APEX);
-    let status = format!("PUT {WRITE_STATUS}");
+    let status = format!("PATCH {WRITE_STATUS}");
 
     // New revision, then the pre-rollout stage: the run is on.
     let (_, _, canary) = tick(&world, &canary, rolled_out(&world, &canary)).await;

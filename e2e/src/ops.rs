@@ -479,11 +479,28 @@ pub fn update(
         )));
     }
     let want = rv_of(&body);
+    if want.is_empty() && !t.info.allows_unconditional_update() {
+        return Err(resource_version_required(&t.info, name));
+    }
     if !want.is_empty() && want != rv_of(&old) {
         return Err(conflict(&t.info, name));
     }
     let new = scope_write(t, &old, body);
     finish_update(store, t, key, &old, new, p, true)
+}
+
+/// The 422 of an update (PUT) without `metadata.resourceVersion` on a kind that needs one, worded
+/// as the generic registry words it (`qualifiedKind` there is the plural resource).
+fn resource_version_required(info: &ResourceInfo, name: &str) -> ApiError {
+    let message = "Invalid value: 0x0: must be specified for an update";
+    ApiError::Invalid {
+        message: format!("{} \"{name}\" is invalid: metadata.resourceVersion: {message}", info.qualified()),
+        causes: vec![crate::error::Cause {
+            reason: "FieldValueInvalid".into(),
+            field: "metadata.resourceVersion".into(),
+            message: message.into(),
+        }],
+    }
 }
 
 /// `patch` (PATCH); returns the object and whether it was created (server-side apply only).

@@ -34,6 +34,14 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// Whether an update (PUT) may leave out `metadata.resourceVersion`. The built-in kinds
+    /// served here allow it (their registry strategies' `AllowUnconditionalUpdate` is true);
+    /// custom resources never do (`customResourceStrategy.AllowUnconditionalUpdate` is false,
+    /// status subresource included): such an update is rejected with 422 Invalid.
+    pub fn allows_unconditional_update(&self) -> bool {
+        !self.custom
+    }
+
     /// `apiVersion` string for objects of this resource.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }

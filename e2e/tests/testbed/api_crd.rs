@@ -118,6 +118,29 @@ async fn crd_registers_kind_validates_and_prunes() {
         assert!(pruned.data.get("junk").is_none());
         assert!(pruned.data["spec"].get("bogus").is_none());
 
+        // An update (PUT) of a custom resource must carry a resourceVersion, on the status
+        // subresource too (built-in kinds like ConfigMap allow it; see api_crud).
+        let mut unconditional = created.clone();
+        unconditional.metadata.resource_version = None;
+        unconditional.status = Some(WidgetStatus { observed_generation: Some(1) });
+        for (what, result) in [
+            ("update", widgets.replace("w1", &PostParams::default(), &unconditional).await),
+            ("status update", widgets.replace_status("w1", &PostParams::default(), &unconditional).await),
+        ] {
+            let err = result.expect_err(what);
+            assert_eq!(code(&err), Some(422), "{what}");
+            if let kube::Error::Api(s) = &err {
+                assert_eq!(
+                    s.message,
+                    "widgets.test.serin.dev \"w1\" is invalid: metadata.resourceVersion: Invalid value: \
+                     0x0: must be specified for an update",
+                    "{what}"
+                );
+            }
+        }
+        let conditional = widgets.replace_status("w1", &PostParams::default(), &created).await;
+        assert!(conditional.is_ok(), "with its resourceVersion: {conditional:?}");
+
         // Strategic merge patch is not available for custom resources.
         let err = widgets
             .patch("w1", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"size": 4}})))

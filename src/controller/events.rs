@@ -18,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::Request;
 use kube::runtime::events::EventType;
 /// Who reports the Events (`reportingController`, `reportingInstance`): kube-runtime's type.
 pub use kube::runtime::events::Reporter;
@@ -158,6 +159,18 @@ pub fn series_key(regarding: &ObjectReference, type_: EventType, reason: &str, n
     h.finish()
 }
 
+/// The longest `note` the API server accepts, in bytes.
+pub const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to [`NOTE_LIMIT`] bytes at a character boundary (with `…` when cut): the API
+/// server refuses a longer one, counting bytes, not characters.
+pub fn event_note(note: &str) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note.to_string();
+    }
+    crate::webhook::caller::truncate_utf8(note, NOTE_LIMIT - '…'.len_utf8())
+}
+
 /// Records Events through the API, folding repeats into series.
 pub struct EventRecorder {
     client: Client,
@@ -206,9 +219,13 @@ impl EventRecorder {
         }
         let event = self.event(regarding, type_, reason, note, now);
         let name = event.metadata.name.clone().unwrap_or_default();
-        api.create(&PostParams::default(), &event)
-            .await
-            .map_err(|source| EventError::Create { name: name.clone(), source })?;
+        let create = |source| EventError::Create { name: name.clone(), source };
+        let body = serde_json::to_vec(&event).map_err(|e| create(kube::Error::SerdeError(e)))?;
+        let request = Request::new(api.resource_url())
+            .create(&PostParams::default(), body)
+            .map_err(|e| create(kube::Error::BuildRequest(e)))?;
+        // The created Event is not read back.
+        self.client.request::<serde::de::IgnoredAny>(request).await.map_err(create)?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.created(key, name, Instant::now());
         }
@@ -232,7 +249,7 @@ impl EventRecorder {
             },
             action: Some(reason.to_string()),
             reason: Some(reason.to_string()),
-            note: Some(note.chars().take(1024).collect()),
+            note: Some(event_note(note)),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
             reporting_controller: Some(self.reporter.controller.clone()),
@@ -259,6 +276,18 @@ mod tests {
             name: Some(name.into()),
             uid: Some(uid.into()),
             ..ObjectReference::default()
+        }
+    }
+
+    #[test]
+    fn notes_fit_the_api_limit_in_bytes() {
+        assert_eq!(event_note("weight 10"), "weight 10");
+        let exact = "a".repeat(NOTE_LIMIT);
+        assert_eq!(event_note(&exact), exact);
+        for long in ["a".repeat(NOTE_LIMIT + 1), "é".repeat(NOTE_LIMIT), "€".repeat(600)] {
+            let note = event_note(&long);
+            assert!(note.len() <= NOTE_LIMIT && note.ends_with('…'), "{} bytes", note.len());
+            assert!(long.starts_with(note.trim_end_matches('…')));
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::workloads::FIELD_MANAGER;
 use crate::crd::Canary;
+use crate::router::object::WrittenMeta;
 use crate::crd::status::{CanaryStatus, condition_types};
 
 /// What the API server stored on a status write.
@@ -43,15 +44,9 @@ pub enum StatusError {
 #[derive(Deserialize)]
 struct Patched {
     #[serde(default)]
-    metadata: PatchedMeta,
+    metadata: WrittenMeta,
     #[serde(default)]
     status: Option<CanaryStatus>,
-}
-
-#[derive(Deserialize, Default)]
-struct PatchedMeta {
-    #[serde(rename = "resourceVersion", default)]
-    resource_version: Option<String>,
 }
 
 /// Writes `status` as the whole status of the Canary, as a merge patch from `from` (the status

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::core::Request;
 use kube::{Client, ResourceExt};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
@@ -274,12 +276,20 @@ impl Objects {
     pub async fn apply(&self, kind: RoutingKind, namespace: &str, body: &Value) -> Result<(), RouterError> {
         let name = body["metadata"]["name"].as_str().unwrap_or_default();
         debug!(kind = kind.kind, namespace, name, "applying routing object");
-        self.api(kind, namespace)
-            .patch(name, &PatchParams::apply(ROUTER_FIELD_MANAGER).force(), &Patch::Apply(body))
+        let params = PatchParams::apply(ROUTER_FIELD_MANAGER).force();
+        let request = Request::new(self.api(kind, namespace).resource_url())
+            .patch(name, &params, &Patch::Apply(body))
+            .map_err(|e| RouterError::Invalid {
+                object: format!("{} {namespace}/{name}", kind.kind),
+                reason: e.to_string(),
+            })?;
+        // Only the new resourceVersion is read back (the answer's managedFields are not parsed).
+        self.client
+            .request::<Written>(request)
             .await
             .map(|applied| {
                 if let Some(cache) = &self.cache {
-                    cache.wrote(kind, namespace, name, applied.resource_version());
+                    cache.wrote(kind, namespace, name, applied.metadata.resource_version);
                 }
             })
             .map_err(|source| match &source {
@@ -291,6 +301,23 @@ impl Objects {
                 }
             })
     }
+}
+
+/// The answer to a write, as far as Serin reads it: the object's new resourceVersion. Everything
+/// else in the answer (spec, managedFields) is skipped without being built.
+#[derive(Debug, Default, Deserialize)]
+pub struct Written {
+    /// The written object's metadata.
+    #[serde(default)]
+    pub metadata: WrittenMeta,
+}
+
+/// The metadata of a [`Written`] answer.
+#[derive(Debug, Default, Deserialize)]
+pub struct WrittenMeta {
+    /// The object's resourceVersion after the write (its watch event carries the same one).
+    #[serde(rename = "resourceVersion", default)]
+    pub resource_version: Option<String>,
 }
 
 /// The pure part of a router that writes custom objects: what to write and how to read back.

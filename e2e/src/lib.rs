@@ -18,6 +18,7 @@ pub mod apply;
 pub mod audit;
 pub mod bed;
 pub mod bench;
+pub mod builtin_rules;
 pub mod delete;
 pub mod demo;
 pub mod discovery;

@@ -330,6 +330,7 @@ pub fn create(store: &mut Store, t: &Target, body: Value, p: &WriteParams) -> Re
     let (key, mut obj) = prepare_create(store, t, object_body(body)?)?;
     obj = present(&t.info, &obj);
     schema::admit(&t.info, &mut obj, None)?;
+    crate::builtin_rules::validate_create(&t.info, &obj)?;
     let (av, ts) = (t.info.api_version(), now());
     apply::record_update(None, &mut obj, &writer(t, p, &av, &ts));
     commit(store, t, key, None, obj, p.dry_run)

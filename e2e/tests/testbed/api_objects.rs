@@ -83,6 +83,23 @@ async fn recorder_publishes_events() {
         let e = &list.items[0];
         assert_eq!(e.reason.as_deref(), Some("Promoted"));
         assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+
+        // An Event kube-apiserver would refuse is refused, naming the fields.
+        let mut bad = e.clone();
+        bad.metadata = kube::api::ObjectMeta { name: Some("bad".into()), ..Default::default() };
+        bad.action = None;
+        bad.type_ = Some("Info".into());
+        bad.series = None;
+        let err = events.create(&PostParams::default(), &bad).await.expect_err("invalid event");
+        let kube::Error::Api(status) = err else { panic!("an API error, got {err}") };
+        assert_eq!(status.code, 422);
+        assert!(
+            status.message.ends_with(
+                "is invalid: [action: Required value, type: Invalid value: \"\": has invalid value: Info]"
+            ),
+            "{}",
+            status.message
+        );
     })
     .await;
     server.shutdown().await;

@@ -162,6 +162,12 @@ pub struct ControllerArgs {
     /// hold one connection to the API server.
     #[arg(long, env = "SERIN_WORKERS", default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
+    /// Threads running the controller's tasks. 1 (the default) runs everything on one thread,
+    /// which costs the least CPU per tick: the work is mostly waiting on the network, and
+    /// Git operations run on a separate blocking pool either way. Raise it when one core is
+    /// not enough (tens of thousands of canaries per replica).
+    #[arg(long, env = "SERIN_THREADS", default_value_t = DEFAULT_THREADS, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -171,6 +177,26 @@ pub struct ControllerArgs {
 /// `interval: 60s` (about 170 ticks a second of a few milliseconds each), far below the
 /// thousands of connections an unbounded start-up burst opens.
 pub const DEFAULT_WORKERS: u16 = 64;
+
+/// Default of `serin controller --threads`.
+pub const DEFAULT_THREADS: u16 = 1;
+
+impl Cli {
+    /// The async runtime this command runs on: `serin controller` gets `--threads` threads
+    /// (one: a current-thread runtime); every other command tokio's default, a worker per core.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        match &self.command {
+            Command::Controller(args) if args.threads == 1 => {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()
+            }
+            Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(usize::from(args.threads))
+                .enable_all()
+                .build(),
+            _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        }
+    }
+}
 
 /// Which Canary `serin check` and `serin replay` analyse, and where they query.
 #[derive(Debug, clap::Args)]
@@ -499,5 +525,29 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             println!("serin {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use tokio::runtime::RuntimeFlavor;
+
+    use super::Cli;
+
+    #[test]
+    fn the_controller_runs_on_threads_flag_threads_and_other_commands_on_the_default() {
+        let cases: [(&[&str], RuntimeFlavor); 4] = [
+            (&["serin", "controller"], RuntimeFlavor::CurrentThread),
+            (&["serin", "controller", "--threads", "1"], RuntimeFlavor::CurrentThread),
+            (&["serin", "controller", "--threads", "3"], RuntimeFlavor::MultiThread),
+            (&["serin", "crds"], RuntimeFlavor::MultiThread),
+        ];
+        for (argv, flavor) in cases {
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let runtime = cli.runtime().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(runtime.handle().runtime_flavor(), flavor, "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["serin", "controller", "--threads", "0"]).is_err(), "at least one");
     }
 }

@@ -4,14 +4,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = serin::cli::Cli::parse();
-    match serin::cli::run(cli).await {
-        Ok(code) => code,
+    let runtime = match cli.runtime() {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("serin: {err}");
-            ExitCode::from(2)
+            eprintln!("serin: starting the async runtime: {err}");
+            return ExitCode::from(2);
         }
-    }
+    };
+    runtime.block_on(async {
+        match serin::cli::run(cli).await {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("serin: {err}");
+                ExitCode::from(2)
+            }
+        }
+    })
 }

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 
 use super::workloads::FIELD_MANAGER;
 use crate::crd::Canary;
-use crate::router::object::WrittenMeta;
 use crate::crd::status::{CanaryStatus, condition_types};
+use crate::router::object::WrittenMeta;
 
 /// What the API server stored on a status write.
 #[derive(Debug, Clone, Default)]

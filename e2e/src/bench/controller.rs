@@ -155,7 +155,15 @@ pub async fn run_point(config: &PointConfig) -> Result<PointResult, BedError> {
         started,
     )
     .await?;
-    eprintln!("[N={n}] all releases started after {:.1?}; measuring {:?}", started.elapsed(), config.window);
+    // Each canary's first tick after the new revision is the weight-0 pre-rollout step, which
+    // runs no metric queries. All of them fall within one interval from now: measure after it,
+    // so every tick in the window is an analysis tick (two queries, one weight step).
+    eprintln!(
+        "[N={n}] all releases started after {:.1?}; one interval for the pre-rollout ticks, then measuring {:?}",
+        started.elapsed(),
+        config.window
+    );
+    tokio::time::sleep(config.interval + Duration::from_secs(2)).await;
     let from = SystemTime::now();
     let (audit_from, cpu0, stats0) = (api.audit_len(), cpu(&controller)?, responder.responder.stats());
     let window_started = Instant::now();

@@ -215,19 +215,10 @@ mod tests {
 
     #[test]
     fn the_error_reads_like_the_api_servers() {
-        let info = crate::resource::ResourceInfo {
-            group: "events.k8s.io".into(),
-            version: "v1".into(),
-            plural: "events".into(),
-            singular: "event".into(),
-            kind: "Event".into(),
-            namespaced: true,
-            short_names: vec![],
-            has_status: false,
-            schema: None,
-            custom: false,
-            cel: None,
-        };
+        let info = crate::resource::builtins()
+            .into_iter()
+            .find(|r| r.group == "events.k8s.io" && r.plural == "events")
+            .expect("events.k8s.io/v1 Events are served");
         let Err(ApiError::Invalid { message, causes }) =
             validate_create(&info, &event(json!({"action": ""})))
         else {

@@ -5,7 +5,8 @@
 # Build stage: rustls uses aws-lc-rs, whose aws-lc-sys builds AWS-LC from source with the C
 # compiler alone on x86_64/aarch64 Linux (pre-generated bindings; no cmake, clang or Go). git2
 # builds its bundled libgit2 and libssh2 and links the system OpenSSL and zlib, found through
-# pkg-config.
+# pkg-config. The allocator, jemalloc (tikv-jemalloc-sys), is built from source with the C
+# compiler and make, both in the rust image.
 FROM rust:1.89-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev zlib1g-dev \

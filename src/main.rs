@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc instead of glibc malloc: a reconcile allocates and frees many small JSON values,
+/// and glibc's malloc spent about a fifth of the controller's CPU on them (BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = serin::cli::Cli::parse();
     let runtime = match cli.runtime() {

@@ -10,6 +10,8 @@ command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # Lua runs the Argo CD health check of deploy/examples/argocd in a test.
 command -v lua5.4 >/dev/null 2>&1 || packages+=(lua5.4)
+# jemalloc, the serin binary's allocator, is built from source with the C compiler and make.
+command -v make >/dev/null 2>&1 || packages+=(make)
 # git2: libgit2 and libssh2 are built from their bundled sources; they link OpenSSL and zlib.
 for pkg in pkg-config libssl-dev zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")

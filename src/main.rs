@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// jemalloc instead of glibc malloc: a reconcile allocates and frees many small JSON values,
-/// and glibc's malloc spent about a fifth of the controller's CPU on them (BENCHMARKS.md).
+/// and glibc's malloc and free were the leaf of about a quarter of the controller's profile
+/// samples (BENCHMARKS.md, fix 14).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -97,23 +97,32 @@ pub fn merge_patch(from: &Value, to: &Value) -> Value {
     }
 }
 
-/// Every field of [`CanaryStatus`] with its JSON key; the destructuring below fails to
-/// compile when a field is missing here.
+/// Adds one optional status field to a merge patch when it changed: `null` when removed,
+/// the value when added, [`merge_patch`] of the two values when changed.
+fn put_change<T: serde::Serialize + PartialEq>(
+    patch: &mut Map<String, Value>,
+    key: &str,
+    from: &Option<T>,
+    to: &Option<T>,
+) -> Result<(), serde_json::Error> {
+    if from == to {
+        return Ok(());
+    }
+    let value = match (from, to) {
+        (_, None) => Value::Null,
+        (None, Some(new)) => serde_json::to_value(new)?,
+        (Some(old), Some(new)) => merge_patch(&serde_json::to_value(old)?, &serde_json::to_value(new)?),
+    };
+    patch.insert(key.into(), value);
+    Ok(())
+}
+
+/// [`put_change`] for every field of [`CanaryStatus`] with its JSON key; the destructuring
+/// fails to compile when a field is missing from the list.
 macro_rules! status_patch_fields {
     ($from:ident, $to:ident, $patch:ident; $($field:ident => $key:literal),+ $(,)?) => {{
         let CanaryStatus { $($field: _),+ } = $to;
-        $(
-            if $from.$field != $to.$field {
-                let value = match (&$from.$field, &$to.$field) {
-                    (_, None) => Value::Null,
-                    (None, Some(new)) => serde_json::to_value(new)?,
-                    (Some(old), Some(new)) => {
-                        merge_patch(&serde_json::to_value(old)?, &serde_json::to_value(new)?)
-                    }
-                };
-                $patch.insert($key.into(), value);
-            }
-        )+
+        $( put_change(&mut $patch, $key, &$from.$field, &$to.$field)?; )+
     }};
 }
 

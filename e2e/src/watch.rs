@@ -54,10 +54,12 @@ impl Drop for OpenWatch {
     }
 }
 
+/// One watch event as kube-apiserver writes it: `type` before `object`, the field order of
+/// Go's `metav1.WatchEvent` (a JSON map would sort `object` first). Clients that read the tag
+/// first, like kube's adjacently tagged `WatchEvent`, decode the object in one pass; with
+/// `object` first they must buffer it, so the order matters for what a client spends.
 fn line(kind: &str, object: &Value) -> Result<Bytes, Infallible> {
-    let mut s = json!({ "type": kind, "object": object }).to_string();
-    s.push('\n');
-    Ok(Bytes::from(s))
+    Ok(Bytes::from(format!("{{\"type\":{},\"object\":{object}}}\n", Value::from(kind))))
 }
 
 fn gone(requested: &str, oldest: u64) -> Value {
@@ -227,4 +229,20 @@ pub fn start(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_written_type_first_like_the_api_server() {
+        let object = json!({"kind": "Canary", "metadata": {"name": "a \"quoted\" name"}});
+        let Ok(bytes) = line("MODIFIED", &object);
+        let text = std::str::from_utf8(&bytes).expect("utf-8");
+        assert!(text.starts_with(r#"{"type":"MODIFIED","object":{"#), "{text}");
+        assert!(text.ends_with("}\n") && text.matches('\n').count() == 1, "{text}");
+        let parsed: Value = serde_json::from_str(text).expect("one JSON value");
+        assert_eq!(parsed, json!({"type": "MODIFIED", "object": object}));
+    }
 }

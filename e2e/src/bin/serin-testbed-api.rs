@@ -1,6 +1,7 @@
 //! `serin-testbed-api`: serves the Kubernetes API stand-in on 127.0.0.1 and writes a kubeconfig.
 
 use std::{path::PathBuf, time::Duration};
+use tokio::signal::unix::{SignalKind, signal};
 
 use clap::Parser;
 use serin_e2e::{ApiServer, ServerConfig};
@@ -32,10 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = ApiServer::bind(args.port, config).await?;
     server.write_kubeconfig(&args.kubeconfig)?;
+    // Handlers first: whoever reads the line below may signal at once.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     println!("serving {} (kubeconfig {})", server.url(), args.kubeconfig.display());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     server.shutdown().await;

@@ -6,6 +6,7 @@
 //! `$SERIN_DEMO_APP`. Logs go to stderr (`RUST_LOG`, default `info`).
 
 use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
 
 use serin_e2e::{BedConfig, TestBed};
 
@@ -29,10 +30,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "syncPath": "clusters/testbed",
         "dir": bed.dir(),
     });
+    // Handlers first: whoever reads the line below may signal at once.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     println!("{info}");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     tokio::time::timeout(Duration::from_secs(20), bed.shutdown()).await?;

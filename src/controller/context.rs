@@ -170,15 +170,24 @@ pub fn status_key(canary: &Canary) -> String {
 pub const WRITE_ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl WrittenStatus {
-    /// Whether `canary`'s cached status lags behind what this replica wrote.
-    pub fn is_stale(&self, key: &str, cached: Option<&CanaryStatus>) -> bool {
-        self.is_stale_at(key, cached, std::time::Instant::now())
+    /// Whether a cached Canary (its resourceVersion and status) lags behind what this replica
+    /// wrote. The cache has caught up when it shows the resourceVersion of the write, or the
+    /// status written (a later change by someone else to other fields carries it too).
+    pub fn is_stale(&self, key: &str, version: Option<&str>, cached: Option<&CanaryStatus>) -> bool {
+        self.is_stale_at(key, version, cached, std::time::Instant::now())
     }
 
-    fn is_stale_at(&self, key: &str, cached: Option<&CanaryStatus>, now: std::time::Instant) -> bool {
+    fn is_stale_at(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        cached: Option<&CanaryStatus>,
+        now: std::time::Instant,
+    ) -> bool {
         let Ok(mut written) = self.0.lock() else { return false };
         let Some(pending) = written.get(key) else { return false };
-        if Some(&pending.status) == cached {
+        let echo = version.is_some() && pending.resource_version.as_deref() == version;
+        if echo || Some(&pending.status) == cached {
             written.remove(key);
             return false;
         }
@@ -318,16 +327,57 @@ mod written_status_tests {
         let written = WrittenStatus::default();
         let old = status(CanaryPhase::Progressing, 10);
         let new = status(CanaryPhase::Progressing, 20);
-        assert!(!written.is_stale_at("test/a", Some(&old), t0), "nothing written: the cache rules");
+        assert!(
+            !written.is_stale_at("test/a", Some("4"), Some(&old), t0),
+            "nothing written: the cache rules"
+        );
         written.record_at("test/a".into(), stored(&new, "5"), t0);
-        // (cache shows, seconds after the write, stale expected)
-        let table = [(Some(&old), 1, true), (None, 2, true), (Some(&new), 3, false), (Some(&old), 4, false)];
-        for (cached, secs, stale) in table {
+        // (cache shows version and status, seconds after the write, stale expected)
+        let table = [
+            (Some("4"), Some(&old), 1, true),
+            (None, None, 2, true),
+            (Some("5"), Some(&new), 3, false),
+            (Some("4"), Some(&old), 4, false),
+        ];
+        for (version, cached, secs, stale) in table {
             let at = t0 + Duration::from_secs(secs);
-            assert_eq!(written.is_stale_at("test/a", cached, at), stale, "at {secs} s");
+            assert_eq!(written.is_stale_at("test/a", version, cached, at), stale, "at {secs} s");
         }
         assert_eq!(written.pending(), 0, "forgotten once seen");
-        assert!(!written.is_stale_at("test/b", Some(&old), t0), "other canaries are not affected");
+        assert!(!written.is_stale_at("test/b", Some("4"), Some(&old), t0), "other canaries are not affected");
+    }
+
+    #[test]
+    fn the_write_is_recognised_by_its_version_or_by_its_status() {
+        let t0 = Instant::now();
+        let old = status(CanaryPhase::Progressing, 10);
+        let new = status(CanaryPhase::Progressing, 20);
+        let mut changed_by_server = new.clone();
+        changed_by_server.iterations = Some(0);
+        // (cached version, cached status, stale expected)
+        let table = [
+            (Some("5"), Some(&changed_by_server), false), // our write, altered on the way in
+            (Some("5"), None, false),                     // our write, whatever its status
+            (Some("6"), Some(&new), false),               // a later change that kept our status
+            (Some("6"), Some(&changed_by_server), true),  // neither: still waiting
+            (Some("4"), Some(&old), true),                // the version before the write
+            (None, Some(&old), true),                     // no version, old status
+        ];
+        for (version, cached, stale) in table {
+            let written = WrittenStatus::default();
+            written.record_at("test/a".into(), stored(&new, "5"), t0);
+            assert_eq!(written.is_stale_at("test/a", version, cached, t0), stale, "{version:?} {cached:?}");
+        }
+        let unversioned = WrittenStatus::default();
+        unversioned.record_at(
+            "test/a".into(),
+            Stored { status: Some(new.clone()), resource_version: None },
+            t0,
+        );
+        assert!(
+            unversioned.is_stale_at("test/a", None, Some(&old), t0),
+            "no version on either side is no echo"
+        );
     }
 
     #[test]
@@ -337,11 +387,11 @@ mod written_status_tests {
         let theirs = status(CanaryPhase::Failed, 0);
         written.record_at("test/a".into(), stored(&status(CanaryPhase::Progressing, 20), "5"), t0);
         let just_before = t0 + WRITE_ECHO_TIMEOUT - Duration::from_millis(1);
-        assert!(written.is_stale_at("test/a", Some(&theirs), just_before));
-        assert!(!written.is_stale_at("test/a", Some(&theirs), t0 + WRITE_ECHO_TIMEOUT));
+        assert!(written.is_stale_at("test/a", Some("6"), Some(&theirs), just_before));
+        assert!(!written.is_stale_at("test/a", Some("6"), Some(&theirs), t0 + WRITE_ECHO_TIMEOUT));
         assert_eq!(written.pending(), 0);
         // A write of no status (the object is gone) is not waited for.
         written.record_at("test/a".into(), Stored::default(), t0);
-        assert!(!written.is_stale_at("test/a", Some(&theirs), t0));
+        assert!(!written.is_stale_at("test/a", Some("6"), Some(&theirs), t0));
     }
 }

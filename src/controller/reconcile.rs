@@ -90,7 +90,7 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Action, ReconcileError> 
         return Ok(Action::await_change());
     }
     let key = status_key(canary);
-    if ctx.written.is_stale(&key, canary.status.as_ref()) {
+    if ctx.written.is_stale(&key, canary.metadata.resource_version.as_deref(), canary.status.as_ref()) {
         // Our last status write has not reached the cache yet; its watch event will trigger
         // the next reconcile (the requeue is a safety net).
         return Ok(Action::requeue(Duration::from_millis(500)));

@@ -18,11 +18,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use super::live::LiveObject;
 use super::object::RoutingKind;
 
 /// Where a kind's cache stands.
@@ -30,7 +31,7 @@ enum Entry {
     /// The reflector runs; its first list is not in yet.
     Starting,
     /// Serving reads.
-    Ready(Store<DynamicObject>),
+    Ready(Store<LiveObject>),
 }
 
 /// Identifies an object of a routing kind.
@@ -64,7 +65,7 @@ impl RoutingCache {
     }
 
     /// The cached object, when the cache can vouch for it; `None` means "ask the API".
-    pub fn get(&self, kind: RoutingKind, namespace: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    pub fn get(&self, kind: RoutingKind, namespace: &str, name: &str) -> Option<Arc<LiveObject>> {
         let store = match lock(&self.kinds).get(&kind_key(kind)) {
             Some(Entry::Ready(store)) => store.clone(),
             _ => return None,
@@ -125,11 +126,11 @@ impl RoutingCache {
         }
         kinds.insert(name.clone(), Entry::Starting);
         drop(kinds);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
+        let api: Api<LiveObject> = Api::all_with(client.clone(), &kind.api_resource());
         let writer = reflector::store::Writer::new(kind.api_resource());
         let reader = writer.as_reader();
-        // managedFields are never read from the cache; dropping them saves most of its memory.
-        let events = watcher(api, watcher::Config::default()).modify(|o| o.metadata.managed_fields = None);
+        // (`LiveObject` leaves managedFields out: never read here, and most of an object's size.)
+        let events = watcher(api, watcher::Config::default());
         let stream = reflector::reflector(writer, events).default_backoff().touched_objects();
         let driver = tokio::spawn(async move {
             futures::pin_mut!(stream);

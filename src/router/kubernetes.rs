@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::object::{Objects, RoutingKind};
@@ -88,7 +89,7 @@ impl TrafficRouter for KubernetesRouter {
         let what = |detail: &str| format!("Service {}/{name}{detail}", ctx.namespace);
         let live = self.objects.get(SERVICE, ctx.namespace, name).await?;
         let live = live.ok_or_else(|| RouterError::NotFound(what("")))?;
-        let service: Service = serde_json::from_value(live)
+        let service = Service::deserialize(&*live)
             .map_err(|e| RouterError::Invalid { object: what(""), reason: e.to_string() })?;
         let value = service
             .spec

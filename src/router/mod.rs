@@ -7,6 +7,7 @@ pub mod gateway_api;
 pub mod istio;
 pub mod kubernetes;
 pub mod linkerd;
+pub mod live;
 pub mod nginx;
 pub mod object;
 pub mod smi;

@@ -17,7 +17,7 @@
 //!
 //! Builtin metrics: `analysis/nginx`.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use kube::Client;
@@ -223,7 +223,7 @@ impl NginxRouter {
         Self { objects }
     }
 
-    async fn source(&self, ctx: &RouteContext<'_>) -> Result<Value, RouterError> {
+    async fn source(&self, ctx: &RouteContext<'_>) -> Result<Arc<Value>, RouterError> {
         let (source, _) = names(ctx)?;
         self.objects
             .get(INGRESS, ctx.namespace, &source)
@@ -231,7 +231,7 @@ impl NginxRouter {
             .ok_or_else(|| RouterError::NotFound(format!("Ingress {}/{source}", ctx.namespace)))
     }
 
-    async fn canary(&self, ctx: &RouteContext<'_>) -> Result<Option<Value>, RouterError> {
+    async fn canary(&self, ctx: &RouteContext<'_>) -> Result<Option<Arc<Value>>, RouterError> {
         let (_, canary) = names(ctx)?;
         self.objects.get(INGRESS, ctx.namespace, &canary).await
     }

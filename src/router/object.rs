@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, GroupVersionKind, Patch, PatchParams};
 use kube::core::Request;
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
 use super::cache::RoutingCache;
+use super::live::LiveObject;
 use super::{ROUTER_FIELD_MANAGER, RouteContext, RouterError, Routes, TrafficRouter};
 use crate::crd::{API_VERSION, CanarySpec, Provider};
 
@@ -239,26 +240,19 @@ impl Objects {
         self
     }
 
-    fn api(&self, kind: RoutingKind, namespace: &str) -> Api<DynamicObject> {
+    fn api(&self, kind: RoutingKind, namespace: &str) -> Api<LiveObject> {
         Api::namespaced_with(self.client.clone(), namespace, &kind.api_resource())
     }
 
-    /// The object as JSON, `None` when it does not exist.
+    /// The object as JSON (shared, see [`LiveObject`]), `None` when it does not exist.
     pub async fn get(
         &self,
         kind: RoutingKind,
         namespace: &str,
         name: &str,
-    ) -> Result<Option<Value>, RouterError> {
-        let to_value = |object: &DynamicObject| {
-            serde_json::to_value(object).map_err(|e| RouterError::Invalid {
-                object: format!("{} {namespace}/{name}", kind.kind),
-                reason: e.to_string(),
-            })
-        };
-        // Serialized straight from the cache's shared copy: no deep clone per read.
+    ) -> Result<Option<Arc<Value>>, RouterError> {
         if let Some(object) = self.cache.as_ref().and_then(|c| c.get(kind, namespace, name)) {
-            return to_value(&object).map(Some);
+            return Ok(Some(object.json().clone()));
         }
         let found = self.api(kind, namespace).get_opt(name).await.map_err(|source| RouterError::Api {
             action: format!("reading {} {namespace}/{name}", kind.kind),
@@ -269,7 +263,7 @@ impl Objects {
             cache.read_live(kind, namespace, name, found.as_ref().and_then(|o| o.resource_version()));
             cache.start(&self.client, kind);
         }
-        found.as_ref().map(to_value).transpose()
+        Ok(found.map(|object| object.json().clone()))
     }
 
     /// Server-side applies `body` (forced, field manager [`ROUTER_FIELD_MANAGER`]).
@@ -364,7 +358,7 @@ impl<S: Shape> ObjectRouter<S> {
         self
     }
 
-    async fn live(&self, ctx: &RouteContext<'_>) -> Result<Option<Value>, RouterError> {
+    async fn live(&self, ctx: &RouteContext<'_>) -> Result<Option<Arc<Value>>, RouterError> {
         self.objects.get(self.shape.kind(), ctx.namespace, self.shape.name(ctx)).await
     }
 

@@ -189,12 +189,15 @@ fn paced_wait(
     current: &CanaryStatus,
     provider: crate::crd::Provider,
 ) -> Option<Duration> {
-    if !rollout::paced(current.phase) {
+    let now = Timestamp::now();
+    // A tick due by the clock runs whatever the snapshot would show (what the schedule tests
+    // check): the snapshot is built only for a wake-up before the tick is due.
+    if rollout::next_tick_in(&canary.spec, current, now).is_none_or(|wait| wait.is_zero()) {
         return None;
     }
     let unread = Err(RouterError::NotFound(String::new()));
     let snapshot = observe::snapshot(canary, &ctx.stores, unread, provider).ok()?;
-    rollout::wait_before_tick(&canary.spec, current, &snapshot.observed, Timestamp::now())
+    rollout::wait_before_tick(&canary.spec, current, &snapshot.observed, now)
 }
 
 /// Writes `next` as the Canary's status (a merge patch from the cached status) and remembers

@@ -136,6 +136,51 @@ mod tests {
         );
     }
 
+    /// The reconciler builds no snapshot when `next_tick_in` says the tick is due (or the
+    /// status is not paced): that is only right if `wait_before_tick` then never waits,
+    /// whatever is observed.
+    #[test]
+    fn no_wait_by_the_clock_means_no_wait_whatever_is_observed() {
+        let spec = spec_from(spec_json());
+        let interval = steps::interval(&spec).as_secs() as i64;
+        let mut observations = vec![observed("r2"), observed("r1")];
+        let mut requested = observed("r2");
+        requested.operations.abort = true;
+        let mut deleting = observed("r2");
+        deleting.deleting = true;
+        observations.extend([requested, deleting]);
+        let phases = [
+            CanaryPhase::Initializing,
+            CanaryPhase::Initialized,
+            CanaryPhase::Progressing,
+            CanaryPhase::Waiting,
+            CanaryPhase::WaitingPromotion,
+            CanaryPhase::Promoting,
+            CanaryPhase::Finalising,
+            CanaryPhase::Succeeded,
+            CanaryPhase::Failed,
+            CanaryPhase::Terminating,
+            CanaryPhase::Terminated,
+        ];
+        let mut checked = 0;
+        for phase in phases {
+            for last_tick in [None, Some(0), Some(-interval), Some(-10 * interval)] {
+                for now in [at(0), at(1), at(interval - 1), at(interval), at(interval + 7)] {
+                    let status = status(phase, "r2", last_tick);
+                    if next_tick_in(&spec, &status, now).is_some_and(|wait| !wait.is_zero()) {
+                        continue;
+                    }
+                    for o in &observations {
+                        let wait = wait_before_tick(&spec, &status, o, now);
+                        assert_eq!(wait, None, "{phase:?} lastTick {last_tick:?} now {now}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "the table covers due ticks ({checked} checked)");
+    }
+
     fn jiff_millis(ms: i64) -> k8s_openapi::jiff::SignedDuration {
         k8s_openapi::jiff::SignedDuration::from_millis(ms)
     }

@@ -77,7 +77,11 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
     }
     let span = tracing::info_span!("reconcile", canary.namespace = %namespace, canary.name = %name);
     let started = Instant::now();
-    let result = tick(&canary, &ctx).instrument(span).await;
+    // Boxed: the tick's future is many kilobytes (every await of a tick nests in it), and
+    // kube-runtime moves the reconcile future by value several times per reconcile (into its
+    // span, into a spawned task); under callgrind those copies were about an eighth of the
+    // controller's instructions. Boxed, only a pointer moves.
+    let result = Box::pin(tick(&canary, &ctx)).instrument(span).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     result
 }

@@ -166,3 +166,15 @@ pub fn release(world: &World, image: &str) {
 pub fn rolled_out(world: &World, canary: &Canary) -> Objects {
     objects(canary, vec![world.rolled_out("podinfo"), world.rolled_out("podinfo-primary")])
 }
+
+/// kube-runtime moves the reconcile future by value several times per reconcile (into its span,
+/// into a spawned task, out again); a tick nests every await of its effects, so unboxed it is
+/// kilobytes copied each time.
+#[tokio::test]
+async fn the_reconcile_future_is_small_whatever_a_tick_awaits() {
+    let world = World::new();
+    let canary = canary();
+    let future = reconcile(Arc::new(canary.clone()), world.context(objects(&canary, Vec::new())));
+    let size = std::mem::size_of_val(&future);
+    assert!(size <= 1024, "the reconcile future is {size} bytes; box what it awaits");
+}

@@ -363,7 +363,11 @@ impl<S: Shape> ObjectRouter<S> {
     }
 
     async fn apply_all(&self, ctx: &RouteContext<'_>, routes: Routes) -> Result<(), RouterError> {
-        for desired in self.shape.build(ctx, routes)? {
+        self.apply_built(ctx, self.shape.build(ctx, routes)?).await
+    }
+
+    async fn apply_built(&self, ctx: &RouteContext<'_>, built: Vec<Desired>) -> Result<(), RouterError> {
+        for desired in built {
             self.objects.apply(desired.kind, ctx.namespace, &desired.body).await?;
         }
         Ok(())
@@ -470,15 +474,21 @@ impl<S: Shape> TrafficRouter for ObjectRouter<S> {
         // Refuse what the shape cannot express before touching the cluster.
         let built = self.shape.build(ctx, routes)?;
         let live = self.live(ctx).await?.ok_or_else(|| self.not_found(ctx))?;
-        let wanted = if is_owned_by_canary(ctx, &live) {
-            built.into_iter().next().map(|d| d.body)
-        } else {
-            self.shape
-                .adopt(ctx, &live, routes)
-                .transpose()?
-                .or_else(|| built.into_iter().next().map(|d| d.body))
-        };
-        if wanted.is_some_and(|w| contains(&live["spec"], &w["spec"])) {
+        let in_force = |wanted: &Value| contains(&live["spec"], &wanted["spec"]);
+        if is_owned_by_canary(ctx, &live) {
+            // What `write` would apply is what was just built: applied as is, not built again.
+            if built.first().is_some_and(|d| in_force(&d.body)) {
+                debug!(name = self.shape.name(ctx), ?routes, "routes already in force");
+                return Ok(());
+            }
+            return self.apply_built(ctx, built).await;
+        }
+        let wanted = self
+            .shape
+            .adopt(ctx, &live, routes)
+            .transpose()?
+            .or_else(|| built.into_iter().next().map(|d| d.body));
+        if wanted.is_some_and(|w| in_force(&w)) {
             debug!(name = self.shape.name(ctx), ?routes, "routes already in force");
             return Ok(());
         }

@@ -146,7 +146,11 @@ impl PrometheusConfig {
 /// A `MetricProvider` backed by a Prometheus-compatible HTTP API.
 #[derive(Clone)]
 pub struct PrometheusProvider {
-    client: prometheus_http_query::Client,
+    http: reqwest::Client,
+    /// `<address>/api/v1/query`, parsed once: a query only appends its parameters.
+    query_url: url::Url,
+    /// `<address>/api/v1/query_range`, likewise.
+    range_url: url::Url,
     address: String,
     timeout: Duration,
 }
@@ -299,6 +303,12 @@ fn parse_response(status: u16, body: &[u8]) -> Result<Data, ProviderError> {
     }
 }
 
+/// `<address>/api/v1/<path>` (an address may carry a path prefix, e.g. behind a proxy).
+fn endpoint(address: &str, path: &str) -> Result<url::Url, ProviderError> {
+    let url = format!("{}/api/v1/{path}", address.trim_end_matches('/'));
+    url::Url::parse(&url).map_err(|e| ProviderError::Config(format!("address {address:?}: {url}: {e}")))
+}
+
 /// The error and all its causes on one line ("error sending request: connection refused").
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -332,9 +342,13 @@ impl PrometheusProvider {
             .tls_danger_accept_invalid_certs(config.insecure_skip_verify)
             .build()
             .map_err(|e| ProviderError::Config(chain(&e)))?;
-        let client = prometheus_http_query::Client::from(http, config.address.trim_end_matches('/'))
-            .map_err(|e| ProviderError::Config(format!("address {:?}: {}", config.address, chain(&e))))?;
-        Ok(Self { client, address: config.address.clone(), timeout: config.timeout })
+        Ok(Self {
+            http,
+            query_url: endpoint(&config.address, "query")?,
+            range_url: endpoint(&config.address, "query_range")?,
+            address: config.address.clone(),
+            timeout: config.timeout,
+        })
     }
 
     /// The address queries go to.
@@ -342,18 +356,19 @@ impl PrometheusProvider {
         &self.address
     }
 
-    fn request_error(&self, error: prometheus_http_query::Error) -> ProviderError {
-        let reqwest_error = match &error {
-            prometheus_http_query::Error::Client(client) => client.inner(),
-            _ => None,
-        };
-        match reqwest_error {
-            Some(e) if e.is_timeout() => {
-                ProviderError::Timeout { address: self.address.clone(), timeout: self.timeout }
-            }
-            Some(e) => ProviderError::Unreachable { address: self.address.clone(), reason: chain(e) },
-            None => ProviderError::Unreachable { address: self.address.clone(), reason: chain(&error) },
+    fn request_error(&self, error: &reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            ProviderError::Timeout { address: self.address.clone(), timeout: self.timeout }
+        } else {
+            ProviderError::Unreachable { address: self.address.clone(), reason: chain(error) }
         }
+    }
+
+    /// GET `url` with `params` appended to its query string.
+    async fn get(&self, url: &url::Url, params: &[(&str, &str)]) -> Result<reqwest::Response, ProviderError> {
+        let mut url = url.clone();
+        url.query_pairs_mut().extend_pairs(params);
+        self.http.get(url).send().await.map_err(|e| self.request_error(&e))
     }
 
     async fn read(&self, response: reqwest::Response) -> Result<Data, ProviderError> {
@@ -401,19 +416,9 @@ impl PrometheusProvider {
         start: i64,
         end: i64,
     ) -> Result<Vec<String>, ProviderError> {
-        let base = format!("{}/api/v1/{path}", self.address.trim_end_matches('/'));
-        let mut url = url::Url::parse(&base).map_err(|e| ProviderError::Config(format!("{base}: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("match[]", selector)
-            .append_pair("start", &start.to_string())
-            .append_pair("end", &end.to_string());
-        let response = self.client.inner().get(url).send().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout { address: self.address.clone(), timeout: self.timeout }
-            } else {
-                ProviderError::Unreachable { address: self.address.clone(), reason: chain(&e) }
-            }
-        })?;
+        let url = endpoint(&self.address, path)?;
+        let (start, end) = (start.to_string(), end.to_string());
+        let response = self.get(&url, &[("match[]", selector), ("start", &start), ("end", &end)]).await?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
@@ -436,19 +441,20 @@ impl PrometheusProvider {
         }
     }
 
-    fn server_timeout_ms(&self) -> i64 {
-        i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX)
+    /// The `timeout` parameter: Prometheus stops evaluating when the client would stop waiting.
+    fn server_timeout(&self) -> String {
+        format!("{}ms", self.timeout.as_millis())
     }
 }
 
 #[async_trait]
 impl MetricProvider for PrometheusProvider {
     async fn query_at(&self, query: &str, time: Option<i64>) -> Result<QueryOutcome, ProviderError> {
-        let mut request = self.client.query(collapse_whitespace(query)).timeout(self.server_timeout_ms());
-        if let Some(time) = time {
-            request = request.at(time);
-        }
-        let response = request.get_raw().await.map_err(|e| self.request_error(e))?;
+        let (query, timeout) = (collapse_whitespace(query), self.server_timeout());
+        let time = time.map(|t| t.to_string());
+        let mut params = vec![("query", query.as_str()), ("timeout", timeout.as_str())];
+        params.extend(time.as_deref().map(|t| ("time", t)));
+        let response = self.get(&self.query_url, &params).await?;
         instant_outcome(self.read(response).await?)
     }
 
@@ -459,13 +465,17 @@ impl MetricProvider for PrometheusProvider {
                 window.start, window.end, window.step
             )));
         }
-        let response = self
-            .client
-            .query_range(collapse_whitespace(query), window.start, window.end, window.step.as_secs_f64())
-            .timeout(self.server_timeout_ms())
-            .get_raw()
-            .await
-            .map_err(|e| self.request_error(e))?;
+        let (query, timeout) = (collapse_whitespace(query), self.server_timeout());
+        let (start, end, step) =
+            (window.start.to_string(), window.end.to_string(), window.step.as_secs_f64().to_string());
+        let params = [
+            ("query", query.as_str()),
+            ("start", &start),
+            ("end", &end),
+            ("step", &step),
+            ("timeout", &timeout),
+        ];
+        let response = self.get(&self.range_url, &params).await?;
         range_outcome(self.read(response).await?)
     }
 

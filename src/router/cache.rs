@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
-use kube::api::Api;
+use kube::api::{Api, ApiResource};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -30,25 +30,21 @@ use super::object::RoutingKind;
 enum Entry {
     /// The reflector runs; its first list is not in yet.
     Starting,
-    /// Serving reads.
-    Ready(Store<LiveObject>),
+    /// Serving reads; the kind's `ApiResource`, built once, keys the store's lookups.
+    Ready(Store<LiveObject>, ApiResource),
 }
 
 /// Identifies an object of a routing kind.
-type Key = (String, String, String);
-
-fn kind_key(kind: RoutingKind) -> String {
-    format!("{}/{}", kind.api_version(), kind.kind)
-}
+type Key = (RoutingKind, String, String);
 
 fn key(kind: RoutingKind, namespace: &str, name: &str) -> Key {
-    (kind_key(kind), namespace.to_string(), name.to_string())
+    (kind, namespace.to_string(), name.to_string())
 }
 
 /// Caches of every routing kind read so far; shared by all routers of one controller.
 #[derive(Default)]
 pub struct RoutingCache {
-    kinds: Mutex<HashMap<String, Entry>>,
+    kinds: Mutex<HashMap<RoutingKind, Entry>>,
     /// resourceVersion of each object as Serin's last apply left it.
     written: Mutex<HashMap<Key, String>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -66,11 +62,13 @@ impl RoutingCache {
 
     /// The cached object, when the cache can vouch for it; `None` means "ask the API".
     pub fn get(&self, kind: RoutingKind, namespace: &str, name: &str) -> Option<Arc<LiveObject>> {
-        let store = match lock(&self.kinds).get(&kind_key(kind)) {
-            Some(Entry::Ready(store)) => store.clone(),
+        let (store, reference) = match lock(&self.kinds).get(&kind) {
+            Some(Entry::Ready(store, resource)) => {
+                (store.clone(), ObjectRef::new_with(name, resource.clone()).within(namespace))
+            }
             _ => return None,
         };
-        let object = store.get(&ObjectRef::new_with(name, kind.api_resource()).within(namespace))?;
+        let object = store.get(&reference)?;
         let key = key(kind, namespace, name);
         let mut written = lock(&self.written);
         match written.get(&key) {
@@ -120,11 +118,10 @@ impl RoutingCache {
     /// Starts the reflector of `kind` unless it runs (call after a live read of it succeeded).
     pub fn start(self: &Arc<Self>, client: &Client, kind: RoutingKind) {
         let mut kinds = lock(&self.kinds);
-        let name = kind_key(kind);
-        if kinds.contains_key(&name) {
+        if kinds.contains_key(&kind) {
             return;
         }
-        kinds.insert(name.clone(), Entry::Starting);
+        kinds.insert(kind, Entry::Starting);
         drop(kinds);
         let api: Api<LiveObject> = Api::all_with(client.clone(), &kind.api_resource());
         let writer = reflector::store::Writer::new(kind.api_resource());
@@ -146,7 +143,7 @@ impl RoutingCache {
                 && let Some(cache) = this.upgrade()
             {
                 tracing::debug!(kind = kind.kind, "routing cache ready");
-                lock(&cache.kinds).insert(name, Entry::Ready(reader));
+                lock(&cache.kinds).insert(kind, Entry::Ready(reader, kind.api_resource()));
             }
         });
         lock(&self.tasks).extend([driver, ready]);

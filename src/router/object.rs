@@ -38,7 +38,7 @@ pub const CREATED_FOR_ANNOTATION: &str = "serin.dev/created-for";
 pub const ORIGINAL_SPEC_ANNOTATION: &str = "serin.dev/original-spec";
 
 /// An API kind a router writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RoutingKind {
     /// API group (empty for core).
     pub group: &'static str,

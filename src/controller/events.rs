@@ -224,8 +224,8 @@ impl EventRecorder {
         let request = Request::new(api.resource_url())
             .create(&PostParams::default(), body)
             .map_err(|e| create(kube::Error::BuildRequest(e)))?;
-        // The created Event is not read back.
-        self.client.request::<serde::de::IgnoredAny>(request).await.map_err(create)?;
+        // The created Event is not read back, not even parsed (errors come as statuses).
+        self.client.request_text(request).await.map_err(create)?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.created(key, name, Instant::now());
         }

@@ -147,8 +147,8 @@ fn parsed() -> &'static [(&'static str, &'static str, MetricTemplate)] {
 
 /// The builtin MetricTemplate `name` of metrics provider `provider`, e.g.
 /// `builtin("istio", "request-duration")`.
-pub fn builtin(provider: &str, name: &str) -> Option<MetricTemplate> {
-    parsed().iter().find(|(p, n, _)| *p == provider && *n == name).map(|(_, _, t)| t.clone())
+pub fn builtin(provider: &str, name: &str) -> Option<&'static MetricTemplate> {
+    parsed().iter().find(|(p, n, _)| *p == provider && *n == name).map(|(_, _, t)| t)
 }
 
 /// Every builtin as (provider, metric, template), in folder order.

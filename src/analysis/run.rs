@@ -161,7 +161,7 @@ pub fn prepare(
             .and_then(|p| builtin::builtin(p, &check.name))
             .ok_or_else(|| PrepareError::NoBuiltin { name: check.name.clone(), provider: canary.provider })?;
         let count = metrics_provider.and_then(|p| builtin::builtin(p, builtin::REQUEST_COUNT));
-        (template.spec.query, count.map(|t| t.spec.query), default_backend.clone())
+        (template.spec.query.clone(), count.map(|t| t.spec.query.clone()), default_backend.clone())
     };
 
     let query = template::render(&template_query, &context(canary, check, target))?;

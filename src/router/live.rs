@@ -56,7 +56,7 @@ fn identity(json: &Value) -> ObjectMeta {
 
 impl<'de> Deserialize<'de> for LiveObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = deserializer.deserialize_map(ObjectVisitor)?;
+        let json = Level::Object.deserialize(deserializer)?;
         Ok(Self { identity: identity(&json), json: Arc::new(json) })
     }
 }
@@ -67,31 +67,17 @@ impl Serialize for LiveObject {
     }
 }
 
-/// The object's top level: every field as JSON, `metadata` through [`MetadataVisitor`].
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Kubernetes object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value =
-                if key == "metadata" { map.next_value_seed(MetadataVisitor)? } else { map.next_value()? };
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
-    }
+/// A JSON object, built as is except for one level down: the object's `metadata`, decoded by
+/// the same visitor with `managedFields` skipped unbuilt.
+#[derive(Clone, Copy)]
+enum Level {
+    /// The object itself.
+    Object,
+    /// Its `metadata`.
+    Metadata,
 }
 
-/// `metadata` as JSON, with `managedFields` skipped unbuilt.
-struct MetadataVisitor;
-
-impl<'de> DeserializeSeed<'de> for MetadataVisitor {
+impl<'de> DeserializeSeed<'de> for Level {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -99,23 +85,30 @@ impl<'de> DeserializeSeed<'de> for MetadataVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for MetadataVisitor {
+impl<'de> Visitor<'de> for Level {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("object metadata")
+        f.write_str(match self {
+            Level::Object => "a Kubernetes object",
+            Level::Metadata => "object metadata",
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut metadata = Map::new();
+        let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == MANAGED_FIELDS {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                metadata.insert(key, map.next_value()?);
-            }
+            let value = match (self, key.as_str()) {
+                (Level::Object, "metadata") => map.next_value_seed(Level::Metadata)?,
+                (Level::Metadata, MANAGED_FIELDS) => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                _ => map.next_value()?,
+            };
+            object.insert(key, value);
         }
-        Ok(Value::Object(metadata))
+        Ok(Value::Object(object))
     }
 }
 
